@@ -1,0 +1,112 @@
+/* The client edge: pomelo clients over WebSocket (libwebsockets), shared by the gate and
+ * the connectors.
+ *
+ * One libwebsockets service thread owns every socket and session; it is the "owner
+ * thread" of everything called here (except tn_edge_stop and tn_edge_exec's post). Other
+ * threads hand work over with tn_edge_exec (a mailbox drained in
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED).
+ *
+ * The edge runs the pomelo protocol (package and message layers, handshake, heartbeats,
+ * kick) through the one protocol module (common/pomelo), enforces every limit of the
+ * configuration, answers bad input itself (400/404/413 bodies, kicks, closes; see
+ * docs/protocol-hardening.md) and hands the service only well-formed requests on routes
+ * it serves. */
+#ifndef TN_EDGE_H
+#define TN_EDGE_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+
+struct tn_edge;
+struct tn_edge_sess;
+
+struct tn_edge_ops {
+	/* The session completed the handshake (state WORKING). Optional. */
+	void (*on_open)(void *arg, struct tn_edge_sess *s);
+	/* A request (id > 0) or notify (id == 0) on a served route. route_tag is the route's
+	 * index in tn_edge_opts.routes. body is the parsed JSON object (borrowed for the
+	 * call; take a reference to keep it) and raw/raw_len its original bytes. The service
+	 * answers every request exactly once with tn_edge_respond (possibly later, from the
+	 * owner thread), and never a notify. */
+	void (*on_request)(void *arg, struct tn_edge_sess *s, uint32_t id, int route_tag,
+		json_object *body, const uint8_t *raw, size_t raw_len);
+	/* The session is closing (either side). Called once per session that reached on_open;
+	 * s stays valid until the call returns, and tn_edge_respond/push on it are no-ops from
+	 * here on. */
+	void (*on_close)(void *arg, struct tn_edge_sess *s);
+};
+
+struct tn_edge_opts {
+	const struct tn_config *cfg; /* ports, limits, heartbeat, web root */
+	/* Every route of the application, for the route dictionary (useDict). */
+	const char *const *routes;
+	size_t nroutes;
+	/* served[i]: this server answers routes[i]; requests for other routes get 404. */
+	const bool *served;
+	bool use_dict;            /* send the dictionary in handshakes (connectors) */
+	const char *metrics_prefix; /* "tern_gate" or "tern_connector" */
+};
+
+/* Creates the lws context, binds the first free port of cfg's client port range and
+ * registers the edge's metrics. Returns TN_EADDR when no port in the range is free,
+ * TN_ECONFIG when max-connections exceeds what the open-file limit allows. Main thread. */
+int tn_edge_new(struct tn_edge **out, const struct tn_edge_opts *opts,
+	const struct tn_edge_ops *ops, void *arg);
+
+/* The client port actually bound. */
+int tn_edge_port(const struct tn_edge *e);
+
+/* Runs the service loop on the calling thread (it becomes the owner thread) until
+ * tn_edge_stop. */
+void tn_edge_run(struct tn_edge *e);
+
+/* Makes tn_edge_run return soon. Any thread. */
+void tn_edge_stop(struct tn_edge *e);
+
+/* Frees everything; tn_edge_run must have returned. Sessions still open are closed
+ * without callbacks. */
+void tn_edge_free(struct tn_edge *e);
+
+/* Posts tasks to the owner thread. */
+struct tn_exec tn_edge_exec(struct tn_edge *e);
+
+/* Calls fn(arg) on the owner thread after delay_ms (an lws_sul timer). Owner thread. */
+void tn_edge_timer(struct tn_edge *e, int64_t delay_ms, void (*fn)(void *arg), void *arg);
+
+/* Sessions currently open (handshake done or not). */
+size_t tn_edge_connections(const struct tn_edge *e);
+
+/* ---- sessions (owner thread) ---- */
+
+/* A process-unique, never reused id (> 0). */
+uint64_t tn_edge_sess_id(const struct tn_edge_sess *s);
+
+/* The session with this id, or NULL when it is gone. */
+struct tn_edge_sess *tn_edge_sess_find(struct tn_edge *e, uint64_t id);
+
+/* The service's data pointer for this session (NULL until set). */
+void tn_edge_sess_set_data(struct tn_edge_sess *s, void *data);
+void *tn_edge_sess_data(const struct tn_edge_sess *s);
+
+/* The host name the client used to reach this server (the Host header, without the
+ * port), or "" when unknown. */
+const char *tn_edge_sess_host(const struct tn_edge_sess *s);
+
+/* Sends a response to request id with a JSON body (len bytes; never empty: "{}" at
+ * least). */
+void tn_edge_respond(struct tn_edge_sess *s, uint32_t id, const char *json, size_t len);
+
+/* Sends a push on route with a JSON body. Pending packages to one client are coalesced
+ * into one WebSocket frame. The outbound queue is bounded: a client that does not read
+ * is kicked with reason "slow consumer". */
+void tn_edge_push(struct tn_edge_sess *s, const char *route, const char *json, size_t len);
+
+/* Sends a KICK {"reason": reason} and closes the session. */
+void tn_edge_kick(struct tn_edge_sess *s, const char *reason);
+
+#endif

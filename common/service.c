@@ -1,0 +1,61 @@
+#include "service.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+
+int
+tn_service_init(struct tn_service *svc, enum tn_server_type type, int argc, char **argv)
+{
+	memset(svc, 0, sizeof(*svc));
+	svc->name = tn_server_type_name(type);
+	tn_signals_block();
+	char err[512] = "";
+	int rv = tn_config_load(&svc->cfg, type, argc, argv, err, sizeof(err));
+	if (rv == TN_ENOENT && err[0] == '\0')
+		return 0; /* --help */
+	if (rv) {
+		fprintf(stderr, "tern-%s: configuration error: %s\n", svc->name, err);
+		return 2;
+	}
+	tn_log_init(svc->cfg.id, (enum tn_log_level)svc->cfg.log_level);
+	rv = tn_admin_start(&svc->admin, svc->cfg.admin_host, svc->cfg.admin_port);
+	if (rv) {
+		tn_error("main", "cannot serve the admin port host=%s port=%d err=\"%s\"",
+			svc->cfg.admin_host, svc->cfg.admin_port, tn_strerror(rv));
+		tn_config_fini(&svc->cfg);
+		return 2;
+	}
+	tn_admin_set_ready(svc->admin, false, "starting");
+	tn_info("main", "starting type=%s env=%s pid=%d admin_port=%d", svc->name, svc->cfg.env,
+		(int)getpid(), svc->cfg.admin_port);
+	return -1;
+}
+
+void
+tn_service_ready(struct tn_service *svc, const char *details)
+{
+	tn_admin_set_ready(svc->admin, true, NULL);
+	tn_log_write(TN_LOG_INFO, "main", "ready type=%s %s", svc->name, details ? details : "");
+}
+
+const char *
+tn_service_wait(struct tn_service *svc)
+{
+	(void)svc;
+	int sig = tn_signals_wait();
+	return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
+}
+
+void
+tn_service_fini(struct tn_service *svc)
+{
+	tn_admin_stop(svc->admin);
+	svc->admin = NULL;
+	tn_config_fini(&svc->cfg);
+}

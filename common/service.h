@@ -1,0 +1,32 @@
+/* What every service's main does around its own work: configuration, logging, the admin
+ * port, the `ready` line, signals. Main thread. */
+#ifndef TN_SERVICE_H
+#define TN_SERVICE_H
+
+#include <stdbool.h>
+
+#include "admin.h"
+#include "config.h"
+
+struct tn_service {
+	struct tn_config cfg;
+	struct tn_admin *admin;
+	const char *name; /* "gate", "connector", ... */
+};
+
+/* Blocks the stop signals, loads the configuration, sets up logging and starts the admin
+ * port. Returns -1 on success (carry on), otherwise the exit status main should return
+ * (0 after --help; 2 after a bad configuration or an admin port that cannot be bound,
+ * with one message on stderr naming the problem). */
+int tn_service_init(struct tn_service *svc, enum tn_server_type type, int argc, char **argv);
+
+/* Prints the one `ready` line (with the given key=value details) and marks /readyz ready. */
+void tn_service_ready(struct tn_service *svc, const char *details);
+
+/* Waits for SIGINT or SIGTERM; returns the signal's name for the log. */
+const char *tn_service_wait(struct tn_service *svc);
+
+/* Stops the admin port and releases the configuration. */
+void tn_service_fini(struct tn_service *svc);
+
+#endif
