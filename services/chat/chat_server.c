@@ -1,0 +1,456 @@
+#include "chat_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "chat.h"
+#include "clock.h"
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "proto.h"
+#include "push.h"
+#include "reply.h"
+#include "room.h"
+#include "rpc.h"
+#include "stream.h"
+
+#define CHAT_RPC_WORKERS 64
+#define CHAT_MAX_MSG (1u << 20)
+
+/* An enter waiting for the push stream to its connector to come up. */
+struct pending_enter {
+	struct pending_enter *next;
+	struct tn_chat *chat;
+	struct tn_rpc_req *req;
+	const uint8_t *data; /* valid until req is answered */
+	size_t len;
+	int stream;
+	uint64_t timer;
+};
+
+struct tn_chat {
+	const struct tn_config *cfg;
+	struct tn_topology *topo;
+	struct tn_loop *loop;
+	struct tn_rpc_server *rpc;
+	struct tn_stream *streams;
+	int n_streams;
+	struct tn_rooms rooms;
+	struct pending_enter *pending;
+	bool flush_posted;
+	struct tn_buf scratch; /* reply and body encoding */
+	struct tn_buf body;
+	struct tn_counter *req_enter, *req_leave, *req_send, *req_bad;
+	struct tn_counter *rejected_dup, *rejected_absent;
+	struct tn_gauge *g_rooms, *g_members;
+	struct tn_histogram *handle_seconds;
+};
+
+static void
+reply_code(struct tn_chat *c, struct tn_rpc_req *req, int code, const char *reason)
+{
+	struct tn_reply r = {.code = code, .reason = tn_str_of(reason ? reason : "")};
+	tn_buf_reset(&c->scratch);
+	tn_reply_encode(&c->scratch, &r);
+	tn_rpc_reply(req, c->scratch.data, c->scratch.len);
+}
+
+static int
+stream_of(struct tn_chat *c, struct tn_str conn_id)
+{
+	for (int i = 0; i < c->n_streams; i++)
+		if (strlen(c->streams[i].conn_id) == conn_id.len &&
+			memcmp(c->streams[i].conn_id, conn_id.p, conn_id.len) == 0)
+			return i;
+	return -1;
+}
+
+/* Posts one flush of every stream after the tasks already queued, so that pushes produced
+ * by a burst of requests leave in one message per connector. */
+static void flush_all(void *arg, bool cancelled);
+
+static void
+schedule_flush(struct tn_chat *c)
+{
+	if (c->flush_posted)
+		return;
+	c->flush_posted = true;
+	tn_loop_post(c->loop, flush_all, c);
+}
+
+static void
+flush_all(void *arg, bool cancelled)
+{
+	struct tn_chat *c = arg;
+	if (cancelled)
+		return;
+	c->flush_posted = false;
+	for (int i = 0; i < c->n_streams; i++)
+		tn_stream_flush(&c->streams[i]);
+}
+
+/* Pushes route/body to every member of room (except `except`, may be NULL): one item per
+ * connector stream that hosts members, carrying their session ids. */
+static void
+push_room(struct tn_chat *c, struct tn_room *room, const struct tn_member *except,
+	const char *route, const char *body, size_t body_len)
+{
+	for (int i = 0; i < c->n_streams; i++) {
+		uint32_t n = room->per_stream[i];
+		if (except && except->stream == i)
+			n--;
+		if (n > 0)
+			tn_stream_item_open(&c->streams[i], c->cfg->id, room->rid, room->rid_len, route,
+				body, body_len, n);
+	}
+	for (struct tn_member *m = room->head; m; m = m->next)
+		if (m != except)
+			tn_stream_item_sid(&c->streams[m->stream], m->sid);
+	for (int i = 0; i < c->n_streams; i++)
+		tn_stream_flush_if_big(&c->streams[i]);
+	schedule_flush(c);
+}
+
+static void
+push_one(struct tn_chat *c, struct tn_room *room, const struct tn_member *to, const char *route,
+	const char *body, size_t body_len)
+{
+	struct tn_stream *s = &c->streams[to->stream];
+	tn_stream_item_open(s, c->cfg->id, room->rid, room->rid_len, route, body, body_len, 1);
+	tn_stream_item_sid(s, to->sid);
+	schedule_flush(c);
+}
+
+/* {"route":"onAdd","user":name}: pomelo keeps the route key in the body. */
+static void
+body_user(struct tn_chat *c, const char *route, const char *name, size_t len)
+{
+	struct tn_jw w;
+	tn_buf_reset(&c->body);
+	tn_jw_init(&w, &c->body);
+	tn_jw_obj_begin(&w);
+	tn_jw_key(&w, "route");
+	tn_jw_cstr(&w, route);
+	tn_jw_key(&w, "user");
+	tn_jw_str(&w, name, len);
+	tn_jw_obj_end(&w);
+}
+
+static void
+update_gauges(struct tn_chat *c)
+{
+	tn_gauge_set(c->g_rooms, (int64_t)tn_rooms_count(&c->rooms));
+	tn_gauge_set(c->g_members, (int64_t)c->rooms.n_members);
+}
+
+static void pending_expire(void *arg);
+
+static void
+defer_enter(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size_t len, int stream)
+{
+	struct pending_enter *p = tn_calloc(1, sizeof(*p));
+	p->chat = c;
+	p->req = req;
+	p->data = data;
+	p->len = len;
+	p->stream = stream;
+	p->timer = tn_loop_timer_add(c->loop, c->cfg->rpc_timeout_ms, pending_expire, p);
+	p->next = c->pending;
+	c->pending = p;
+}
+
+static bool
+unlink_pending(struct tn_chat *c, struct pending_enter *p)
+{
+	for (struct pending_enter **pp = &c->pending; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+pending_expire(void *arg)
+{
+	struct pending_enter *p = arg;
+	if (!unlink_pending(p->chat, p))
+		return;
+	tn_warn("chat", "enter refused: push stream down connector=%s",
+		p->chat->streams[p->stream].conn_id);
+	reply_code(p->chat, p->req, TN_EUNREACH, "push stream to the connector is not up");
+	free(p);
+}
+
+static void
+handle_enter(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size_t len)
+{
+	struct tn_chat_req r;
+	int rv = tn_chat_req_decode(&r, TN_KIND_CHAT_ENTER, data, len, NULL);
+	if (rv) {
+		tn_counter_inc(c->req_bad);
+		reply_code(c, req, rv, "malformed enter");
+		return;
+	}
+	int si = stream_of(c, r.connector_id);
+	if (si < 0) {
+		reply_code(c, req, TN_ENOENT, "unknown connector");
+		return;
+	}
+	if (!tn_stream_up(&c->streams[si])) {
+		/* Answering now would let the client miss the pushes that follow. */
+		defer_enter(c, req, data, len, si);
+		return;
+	}
+	struct tn_room *room = tn_rooms_get(&c->rooms, r.rid.p, r.rid.len);
+	if (tn_room_member(room, r.name.p, r.name.len)) {
+		tn_counter_inc(c->rejected_dup);
+		tn_rooms_drop_if_empty(&c->rooms, room);
+		reply_code(c, req, TN_EEXIST, "name taken in this room");
+		return;
+	}
+	/* onAdd goes to the room before the newcomer joins, so the newcomer does not get it. */
+	if (room->n_members > 0) {
+		body_user(c, "onAdd", r.name.p, r.name.len);
+		push_room(c, room, NULL, "onAdd", (const char *)c->body.data, c->body.len);
+	}
+	tn_room_add(&c->rooms, room, r.name.p, r.name.len, r.sid, si);
+	update_gauges(c);
+
+	struct tn_str *names = tn_malloc(room->n_members * sizeof(*names));
+	uint32_t n = 0;
+	for (struct tn_member *m = room->head; m; m = m->next)
+		names[n++] = (struct tn_str){m->name, m->name_len};
+	struct tn_reply rep = {.code = TN_OK, .has_users = true};
+	tn_str_iter_init(&rep.users, names, n);
+	tn_buf_reset(&c->scratch);
+	tn_reply_encode(&c->scratch, &rep);
+	free(names);
+	tn_rpc_reply(req, c->scratch.data, c->scratch.len);
+}
+
+static void
+handle_leave(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size_t len)
+{
+	struct tn_chat_req r;
+	int rv = tn_chat_req_decode(&r, TN_KIND_CHAT_LEAVE, data, len, NULL);
+	if (rv) {
+		tn_counter_inc(c->req_bad);
+		reply_code(c, req, rv, "malformed leave");
+		return;
+	}
+	int si = stream_of(c, r.connector_id);
+	struct tn_room *room = tn_rooms_find(&c->rooms, r.rid.p, r.rid.len);
+	struct tn_member *m = room ? tn_room_member(room, r.name.p, r.name.len) : NULL;
+	/* Only the session that entered can leave under that name. */
+	if (m == NULL || m->sid != r.sid || m->stream != si) {
+		reply_code(c, req, TN_ENOENT, "not in this room");
+		return;
+	}
+	tn_room_remove(&c->rooms, room, m);
+	if (room->n_members > 0) {
+		body_user(c, "onLeave", r.name.p, r.name.len);
+		push_room(c, room, NULL, "onLeave", (const char *)c->body.data, c->body.len);
+	}
+	tn_rooms_drop_if_empty(&c->rooms, room);
+	update_gauges(c);
+	reply_code(c, req, TN_OK, NULL);
+}
+
+static void
+handle_send(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size_t len)
+{
+	struct tn_chat_req r;
+	int rv = tn_chat_req_decode(&r, TN_KIND_CHAT_SEND, data, len, NULL);
+	if (rv) {
+		tn_counter_inc(c->req_bad);
+		reply_code(c, req, rv, "malformed send");
+		return;
+	}
+	int si = stream_of(c, r.connector_id);
+	struct tn_room *room = tn_rooms_find(&c->rooms, r.rid.p, r.rid.len);
+	struct tn_member *from = room ? tn_room_member(room, r.name.p, r.name.len) : NULL;
+	if (from == NULL || from->sid != r.sid || from->stream != si) {
+		reply_code(c, req, TN_ENOENT, "not in this room");
+		return;
+	}
+	bool all = r.target.len == 1 && r.target.p[0] == '*';
+	struct tn_member *to = all ? NULL : tn_room_member(room, r.target.p, r.target.len);
+	if (!all && to == NULL) {
+		tn_counter_inc(c->rejected_absent);
+		reply_code(c, req, TN_ENOENT, "user not in this room");
+		return;
+	}
+	struct tn_jw w;
+	tn_buf_reset(&c->body);
+	tn_jw_init(&w, &c->body);
+	tn_jw_obj_begin(&w);
+	tn_jw_key(&w, "msg");
+	tn_jw_str(&w, r.content.p, r.content.len);
+	tn_jw_key(&w, "from");
+	tn_jw_str(&w, from->name, from->name_len);
+	tn_jw_key(&w, "target");
+	tn_jw_str(&w, r.target.p, r.target.len);
+	tn_jw_obj_end(&w);
+	if (all)
+		push_room(c, room, NULL, "onChat", (const char *)c->body.data, c->body.len);
+	else
+		push_one(c, room, to, "onChat", (const char *)c->body.data, c->body.len);
+	reply_code(c, req, TN_OK, NULL);
+}
+
+static void
+on_request(void *arg, struct tn_rpc_req *req, const uint8_t *data, size_t len)
+{
+	struct tn_chat *c = arg;
+	int64_t t0 = tn_now_us();
+	enum tn_kind kind;
+	int rv = tn_proto_peek(&kind, data, len);
+	if (rv) {
+		tn_counter_inc(c->req_bad);
+		reply_code(c, req, rv, "unreadable request");
+		return;
+	}
+	switch (kind) {
+	case TN_KIND_CHAT_ENTER:
+		tn_counter_inc(c->req_enter);
+		handle_enter(c, req, data, len);
+		break;
+	case TN_KIND_CHAT_LEAVE:
+		tn_counter_inc(c->req_leave);
+		handle_leave(c, req, data, len);
+		break;
+	case TN_KIND_CHAT_SEND:
+		tn_counter_inc(c->req_send);
+		handle_send(c, req, data, len);
+		break;
+	default:
+		tn_counter_inc(c->req_bad);
+		reply_code(c, req, TN_EKIND, "this server does not serve that kind");
+		break;
+	}
+	tn_histogram_observe(c->handle_seconds, (double)(tn_now_us() - t0) / 1e6);
+}
+
+/* A pipe of some stream connected: answer the enters that waited for it. */
+static void
+stream_up(void *arg, bool cancelled)
+{
+	struct tn_chat *c = arg;
+	if (cancelled)
+		return;
+	struct pending_enter *ready = NULL;
+	for (struct pending_enter **pp = &c->pending; *pp;) {
+		struct pending_enter *p = *pp;
+		if (tn_stream_up(&c->streams[p->stream])) {
+			*pp = p->next;
+			p->next = ready;
+			ready = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	while (ready) {
+		struct pending_enter *p = ready;
+		ready = p->next;
+		tn_loop_timer_cancel(c->loop, p->timer);
+		handle_enter(c, p->req, p->data, p->len);
+		free(p);
+	}
+}
+
+static void
+register_metrics(struct tn_chat *c)
+{
+	struct tn_metric_family *fam;
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_requests_total",
+		"RPC requests received, by kind", "kind", NULL, 0);
+	c->req_enter = tn_metrics_counter_labels(fam, "enter");
+	c->req_leave = tn_metrics_counter_labels(fam, "leave");
+	c->req_send = tn_metrics_counter_labels(fam, "send");
+	c->req_bad = tn_metrics_counter_labels(fam, "invalid");
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_refused_total",
+		"requests refused, by reason", "reason", NULL, 0);
+	c->rejected_dup = tn_metrics_counter_labels(fam, "name taken");
+	c->rejected_absent = tn_metrics_counter_labels(fam, "target absent");
+	tn_metrics_gauge(&c->g_rooms, "tern_chat_rooms", "rooms owned by this server");
+	tn_metrics_gauge(&c->g_members, "tern_chat_members", "room memberships on this server");
+	static const double bounds[] = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2};
+	tn_metrics_histogram(&c->handle_seconds, "tern_chat_handle_seconds",
+		"time to handle one RPC request on the room thread", bounds, 8);
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_messages_total",
+		"push messages (batches) published, by connector", "connector", NULL, 0);
+	for (int i = 0; i < c->n_streams; i++)
+		c->streams[i].msgs = tn_metrics_counter_labels(fam, c->streams[i].conn_id);
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_items_total",
+		"push items published, by connector", "connector", NULL, 0);
+	for (int i = 0; i < c->n_streams; i++)
+		c->streams[i].items = tn_metrics_counter_labels(fam, c->streams[i].conn_id);
+}
+
+int
+tn_chat_new(struct tn_chat **out, const struct tn_config *cfg, struct tn_topology *topo,
+	struct tn_loop *loop)
+{
+	struct tn_chat *c = tn_calloc(1, sizeof(*c));
+	c->cfg = cfg;
+	c->topo = topo;
+	c->loop = loop;
+	tn_buf_init(&c->scratch);
+	tn_buf_init(&c->body);
+	const struct tn_server_info *conns[1024];
+	size_t n = tn_topology_of_type(topo, TN_SERVER_CONNECTOR, conns, 1024);
+	if (n > 1024)
+		n = 1024;
+	c->streams = tn_calloc(n ? n : 1, sizeof(*c->streams));
+	uint64_t inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
+	int rv = TN_OK;
+	for (size_t i = 0; i < n && rv == TN_OK; i++) {
+		rv = tn_stream_open(&c->streams[i], conns[i]->id, conns[i]->host, conns[i]->port, inc,
+			tn_loop_exec(loop), stream_up, c);
+		c->n_streams++;
+	}
+	tn_rooms_init(&c->rooms, c->n_streams);
+	register_metrics(c);
+	char url[300];
+	if (rv == TN_OK)
+		rv = tn_nng_url(url, sizeof(url), cfg->host, cfg->port);
+	if (rv == TN_OK)
+		rv = tn_rpc_server_start(&c->rpc, url, CHAT_RPC_WORKERS, CHAT_MAX_MSG,
+			tn_loop_exec(loop), on_request, c);
+	if (rv) {
+		tn_chat_free(c);
+		return rv;
+	}
+	tn_info("chat", "serving rpc=%s connectors=%d incarnation=%llu", url, c->n_streams,
+		(unsigned long long)inc);
+	*out = c;
+	return TN_OK;
+}
+
+void
+tn_chat_free(struct tn_chat *c)
+{
+	if (c == NULL)
+		return;
+	tn_rpc_server_stop(c->rpc);
+	for (int i = 0; i < c->n_streams; i++)
+		tn_stream_close(&c->streams[i]);
+	while (c->pending) {
+		struct pending_enter *p = c->pending;
+		c->pending = p->next;
+		free(p);
+	}
+	tn_rooms_fini(&c->rooms);
+	free(c->streams);
+	tn_buf_fini(&c->scratch);
+	tn_buf_fini(&c->body);
+	tn_topology_free(c->topo);
+	free(c);
+}
