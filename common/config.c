@@ -40,7 +40,7 @@ struct opt {
 };
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", "off", NULL};
-static const char *const dispatch_choices[] = {"hash", "crc32", "least-loaded", NULL};
+static const char *const dispatch_choices[] = {"hash", "crc32", NULL};
 static const char *const room_hash_choices[] = {"rendezvous", "crc32", NULL};
 
 #define OFF(f) offsetof(struct tn_config, f)
@@ -104,7 +104,7 @@ static const struct opt opts[] = {
 	{"webRoot", "--web-root", "TERN_WEB_ROOT", OPT_STR, OFF(web_root), 0, "web", 0, 0, NULL,
 		T(TN_SERVER_GATE), "directory of the web chat page served on the gate's client port; \"\" = none"},
 	{"dispatch", "--dispatch", "TERN_DISPATCH", OPT_ENUM, OFF(dispatch), 0, "hash", 0, 0,
-		dispatch_choices, T(TN_SERVER_GATE), "connector choice: hash, crc32 (pomelo) or least-loaded"},
+		dispatch_choices, T(TN_SERVER_GATE), "connector choice: hash (of the uid) or crc32 (pomelo's abs(crc32(uid)) % n)"},
 	{"roomHash", "--room-hash", "TERN_ROOM_HASH", OPT_ENUM, OFF(room_hash), 0, "rendezvous", 0, 0,
 		room_hash_choices, T(TN_SERVER_CONNECTOR) | T(TN_SERVER_CHAT),
 		"room owner choice: rendezvous or crc32 (pomelo)"},

@@ -25,7 +25,6 @@ enum tn_server_type {
 enum tn_dispatch {
 	TN_DISPATCH_HASH = 0,         /* hash of the uid over the live connectors */
 	TN_DISPATCH_CRC32 = 1,        /* pomelo's abs(crc32(uid)) % n */
-	TN_DISPATCH_LEAST_LOADED = 2, /* fewest sessions, ties broken by the uid hash */
 };
 
 enum tn_room_hash {

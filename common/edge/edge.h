@@ -68,8 +68,12 @@ void tn_edge_run(struct tn_edge *e);
 /* Makes tn_edge_run return soon. Any thread. */
 void tn_edge_stop(struct tn_edge *e);
 
-/* Frees everything; tn_edge_run must have returned. Sessions still open are closed
- * without callbacks. */
+/* After tn_edge_run has returned: calls on_close for every session still open (so the
+ * service releases what it holds and can tell others), closes the sockets, and closes
+ * the mailbox: tasks queued or posted from now on run cancelled at once. */
+void tn_edge_close(struct tn_edge *e);
+
+/* Frees everything (closing first if needed). NULL is a no-op. */
 void tn_edge_free(struct tn_edge *e);
 
 /* Posts tasks to the owner thread. */

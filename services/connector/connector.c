@@ -1,0 +1,656 @@
+#include "connector.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "app_routes.h"
+#include "chat.h"
+#include "clock.h"
+#include "edge.h"
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "map.h"
+#include "metrics.h"
+#include "push.h"
+#include "reply.h"
+#include "rpc.h"
+
+#define MAX_NAME 64
+#define MAX_RID 128
+#define MAX_ROOMS_PER_SESSION 16
+#define PUSH_RECVBUF 8192
+#define PUSH_MAX_MSG (16u << 20)
+
+struct chat_target {
+	const struct tn_server_info *info;
+	struct tn_rpc_client *rpc;
+};
+
+/* What the connector knows of a push stream from one chat server. */
+struct stream_in {
+	char *chat_id;
+	uint64_t chat_inc;
+	uint64_t next_seq;
+};
+
+struct tn_connector {
+	const struct tn_config *cfg;
+	struct tn_topology *topo;
+	struct tn_edge *edge;
+	struct chat_target *chats;
+	int n_chats;
+	nng_socket sub;
+	nng_aio *sub_aio;
+	struct tn_map streams; /* chat_id -> struct stream_in */
+	struct tn_buf scratch;
+	struct tn_buf json;
+	struct tn_gauge *g_sessions;
+	struct tn_counter *push_msgs, *push_items, *deliveries, *push_gaps, *push_resets,
+		*push_bad, *push_orphans;
+	struct tn_counter *rpc_timeout, *rpc_busy, *rpc_other;
+	struct tn_histogram *rpc_seconds;
+};
+
+struct csess {
+	struct tn_connector *c;
+	struct tn_edge_sess *s;
+	uint64_t sid;
+	char *name; /* bound by the first successful enter */
+	char *rooms[MAX_ROOMS_PER_SESSION];
+	int n_rooms;
+	int entering; /* enters in flight */
+};
+
+enum call_kind {
+	CALL_ENTER = 0,
+	CALL_SEND = 1,
+	CALL_LEAVE = 2,
+};
+
+struct call {
+	struct tn_connector *c;
+	enum call_kind kind;
+	uint64_t sid;
+	uint32_t req_id; /* the client's request id; 0 for a notify or an internal call */
+	int chat;        /* index in c->chats */
+	char *name, *rid;
+	int64_t t0_us;
+};
+
+/* ---- helpers ---- */
+
+static void
+respond_error(struct tn_edge_sess *s, uint32_t id, int code, const char *message)
+{
+	if (id == 0)
+		return; /* never answer a notify */
+	struct tn_buf b;
+	struct tn_jw w;
+	tn_buf_init(&b);
+	tn_jw_init(&w, &b);
+	tn_jw_obj_begin(&w);
+	tn_jw_key(&w, "code");
+	tn_jw_int(&w, code);
+	tn_jw_key(&w, "error");
+	tn_jw_bool(&w, true);
+	tn_jw_key(&w, "message");
+	tn_jw_cstr(&w, message);
+	tn_jw_obj_end(&w);
+	tn_edge_respond(s, id, (const char *)b.data, b.len);
+	tn_buf_fini(&b);
+}
+
+/* The client-facing code for an RPC failure (documented in docs/operations.md). */
+static int
+code_of(int err, const char **message)
+{
+	switch (err) {
+	case TN_ETIMEDOUT:
+		*message = "the chat server did not answer in time";
+		return 504;
+	case TN_EBUSY:
+		*message = "too many requests in flight to the chat server";
+		return 503;
+	case TN_ECLOSED:
+	case TN_EUNREACH:
+		*message = "the chat server is unreachable";
+		return 503;
+	default:
+		*message = tn_strerror(err);
+		return 500;
+	}
+}
+
+static int
+chat_for_room(struct tn_connector *c, const char *rid, size_t len)
+{
+	const struct tn_server_info *owner =
+		tn_topology_room_owner(c->topo, rid, len, (enum tn_room_hash)c->cfg->room_hash);
+	for (int i = 0; owner && i < c->n_chats; i++)
+		if (c->chats[i].info == owner)
+			return i;
+	return -1;
+}
+
+static void call_done(void *arg, int err, const uint8_t *data, size_t len);
+
+static void
+call_free(struct call *k)
+{
+	free(k->name);
+	free(k->rid);
+	free(k);
+}
+
+/* Sends one request to the room's owner. Takes k. */
+static void
+call_start(struct tn_connector *c, struct call *k, const struct tn_chat_req *req, enum tn_kind kind)
+{
+	tn_buf_reset(&c->scratch);
+	tn_chat_req_encode(&c->scratch, kind, req);
+	k->t0_us = tn_now_us();
+	tn_rpc_call(c->chats[k->chat].rpc, c->scratch.data, c->scratch.len, c->cfg->rpc_timeout_ms,
+		call_done, k);
+}
+
+static struct call *
+call_new(struct tn_connector *c, enum call_kind kind, uint64_t sid, uint32_t id, int chat,
+	const char *name, size_t name_len, const char *rid, size_t rid_len)
+{
+	struct call *k = tn_calloc(1, sizeof(*k));
+	k->c = c;
+	k->kind = kind;
+	k->sid = sid;
+	k->req_id = id;
+	k->chat = chat;
+	k->name = tn_strndup(name, name_len);
+	k->rid = tn_strndup(rid, rid_len);
+	return k;
+}
+
+static void
+send_leave(struct tn_connector *c, uint64_t sid, const char *name, const char *rid)
+{
+	int chat = chat_for_room(c, rid, strlen(rid));
+	if (chat < 0)
+		return;
+	struct call *k = call_new(c, CALL_LEAVE, sid, 0, chat, name, strlen(name), rid, strlen(rid));
+	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = sid,
+		.rid = tn_str_of(rid), .name = tn_str_of(name)};
+	call_start(c, k, &req, TN_KIND_CHAT_LEAVE);
+}
+
+/* ---- enter ---- */
+
+static void
+on_enter(struct tn_connector *c, struct csess *cs, uint32_t id, json_object *body)
+{
+	size_t nlen = 0, rlen = 0;
+	const char *name = tn_json_get_str(body, "username", &nlen);
+	const char *rid = tn_json_get_str(body, "rid", &rlen);
+	if (name == NULL || rid == NULL || nlen == 0 || rlen == 0 || nlen > MAX_NAME ||
+		rlen > MAX_RID) {
+		respond_error(cs->s, id, 400, "username and rid must be non-empty strings "
+					      "(at most 64 and 128 bytes)");
+		return;
+	}
+	if (cs->name && (strlen(cs->name) != nlen || memcmp(cs->name, name, nlen) != 0)) {
+		respond_error(cs->s, id, 409, "this session already has another name");
+		return;
+	}
+	for (int i = 0; i < cs->n_rooms; i++) {
+		if (strlen(cs->rooms[i]) == rlen && memcmp(cs->rooms[i], rid, rlen) == 0) {
+			respond_error(cs->s, id, 500, "already in this room");
+			return;
+		}
+	}
+	if (cs->n_rooms + cs->entering >= MAX_ROOMS_PER_SESSION) {
+		respond_error(cs->s, id, 429, "too many rooms for one session");
+		return;
+	}
+	int chat = chat_for_room(c, rid, rlen);
+	if (chat < 0) {
+		respond_error(cs->s, id, 503, "no chat server is available");
+		return;
+	}
+	struct call *k = call_new(c, CALL_ENTER, cs->sid, id, chat, name, nlen, rid, rlen);
+	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = cs->sid,
+		.rid = {rid, rlen}, .name = {name, nlen}};
+	cs->entering++;
+	call_start(c, k, &req, TN_KIND_CHAT_ENTER);
+}
+
+static void
+enter_done(struct tn_connector *c, struct call *k, struct csess *cs, int err,
+	const struct tn_reply *rep)
+{
+	if (cs)
+		cs->entering--;
+	if (err == TN_OK && rep->code == TN_OK && cs == NULL) {
+		/* The client left while the enter was in flight: undo it. */
+		send_leave(c, k->sid, k->name, k->rid);
+		return;
+	}
+	if (cs == NULL)
+		return;
+	if (err) {
+		const char *msg;
+		int code = code_of(err, &msg);
+		respond_error(cs->s, k->req_id, code, msg);
+		return;
+	}
+	if (rep->code == TN_EEXIST) {
+		/* chatofpomelo's client checks data.error and asks for another name. */
+		static const char dup[] = "{\"code\":500,\"error\":true}";
+		tn_edge_respond(cs->s, k->req_id, dup, sizeof(dup) - 1);
+		return;
+	}
+	if (rep->code != TN_OK) {
+		const char *msg;
+		int code = code_of(rep->code, &msg);
+		respond_error(cs->s, k->req_id, code, msg);
+		return;
+	}
+	if (cs->name == NULL)
+		cs->name = tn_strdup(k->name);
+	cs->rooms[cs->n_rooms++] = tn_strdup(k->rid);
+	struct tn_jw w;
+	tn_buf_reset(&c->json);
+	tn_jw_init(&w, &c->json);
+	tn_jw_obj_begin(&w);
+	tn_jw_key(&w, "users");
+	tn_jw_arr_begin(&w);
+	struct tn_str_iter it = rep->users;
+	struct tn_str u;
+	while (tn_str_iter_next(&it, &u))
+		tn_jw_str(&w, u.p, u.len);
+	tn_jw_arr_end(&w);
+	tn_jw_obj_end(&w);
+	tn_edge_respond(cs->s, k->req_id, (const char *)c->json.data, c->json.len);
+}
+
+/* ---- send ---- */
+
+static const char *
+session_room(struct csess *cs, json_object *body)
+{
+	size_t len = 0;
+	const char *rid = tn_json_get_str(body, "rid", &len);
+	for (int i = 0; rid && i < cs->n_rooms; i++)
+		if (strlen(cs->rooms[i]) == len && memcmp(cs->rooms[i], rid, len) == 0)
+			return cs->rooms[i];
+	/* pomelo uses the session's room whatever the body says. */
+	return cs->n_rooms == 1 ? cs->rooms[0] : NULL;
+}
+
+static void
+on_send(struct tn_connector *c, struct csess *cs, uint32_t id, json_object *body)
+{
+	const char *rid = session_room(cs, body);
+	if (rid == NULL) {
+		respond_error(cs->s, id, 403, cs->n_rooms ? "rid names none of this session's rooms"
+							: "enter a room first");
+		return;
+	}
+	size_t clen = 0, tlen = 1;
+	const char *content = tn_json_get_str(body, "content", &clen);
+	const char *target = tn_json_get_str(body, "target", &tlen);
+	if (content == NULL) {
+		respond_error(cs->s, id, 400, "content must be a string");
+		return;
+	}
+	if (target == NULL || tlen == 0) {
+		target = "*";
+		tlen = 1;
+	}
+	int chat = chat_for_room(c, rid, strlen(rid));
+	if (chat < 0) {
+		respond_error(cs->s, id, 503, "no chat server is available");
+		return;
+	}
+	struct call *k = call_new(c, CALL_SEND, cs->sid, id, chat, cs->name, strlen(cs->name), rid,
+		strlen(rid));
+	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = cs->sid,
+		.rid = tn_str_of(rid), .name = tn_str_of(cs->name), .target = {target, tlen},
+		.content = {content, clen}};
+	call_start(c, k, &req, TN_KIND_CHAT_SEND);
+}
+
+static void
+send_done(struct call *k, struct csess *cs, int err, const struct tn_reply *rep)
+{
+	if (cs == NULL || k->req_id == 0)
+		return;
+	const char *msg;
+	if (err) {
+		int code = code_of(err, &msg);
+		respond_error(cs->s, k->req_id, code, msg);
+	} else if (rep->code == TN_ENOENT) {
+		respond_error(cs->s, k->req_id, 500, "user not in this room");
+	} else if (rep->code != TN_OK) {
+		int code = code_of(rep->code, &msg);
+		respond_error(cs->s, k->req_id, code, msg);
+	} else {
+		tn_edge_respond(cs->s, k->req_id, "{}", 2);
+	}
+}
+
+static void
+call_done(void *arg, int err, const uint8_t *data, size_t len)
+{
+	struct call *k = arg;
+	struct tn_connector *c = k->c;
+	if (err == TN_ECLOSED) {
+		call_free(k); /* shutting down: nobody left to answer */
+		return;
+	}
+	tn_histogram_observe(c->rpc_seconds, (double)(tn_now_us() - k->t0_us) / 1e6);
+	struct tn_reply rep = {0};
+	if (err == TN_OK && tn_reply_decode(&rep, data, len, NULL) != TN_OK)
+		err = TN_EPROTO;
+	if (err == TN_ETIMEDOUT)
+		tn_counter_inc(c->rpc_timeout);
+	else if (err == TN_EBUSY)
+		tn_counter_inc(c->rpc_busy);
+	else if (err)
+		tn_counter_inc(c->rpc_other);
+	if (err)
+		tn_info("rpc", "call failed kind=%d chat=%s sid=%llu err=\"%s\"", (int)k->kind,
+			c->chats[k->chat].info->id, (unsigned long long)k->sid, tn_strerror(err));
+	struct tn_edge_sess *s = tn_edge_sess_find(c->edge, k->sid);
+	struct csess *cs = s ? tn_edge_sess_data(s) : NULL;
+	if (k->kind == CALL_ENTER)
+		enter_done(c, k, cs, err, &rep);
+	else if (k->kind == CALL_SEND)
+		send_done(k, cs, err, &rep);
+	call_free(k);
+}
+
+/* ---- edge callbacks ---- */
+
+static void
+sess_open(void *arg, struct tn_edge_sess *s)
+{
+	struct tn_connector *c = arg;
+	struct csess *cs = tn_calloc(1, sizeof(*cs));
+	cs->c = c;
+	cs->s = s;
+	cs->sid = tn_edge_sess_id(s);
+	tn_edge_sess_set_data(s, cs);
+	tn_gauge_inc(c->g_sessions);
+}
+
+static void
+sess_request(void *arg, struct tn_edge_sess *s, uint32_t id, int route, json_object *body,
+	const uint8_t *raw, size_t raw_len)
+{
+	struct tn_connector *c = arg;
+	struct csess *cs = tn_edge_sess_data(s);
+	if (cs == NULL)
+		return;
+	if (route == TN_ROUTE_ENTER)
+		on_enter(c, cs, id, body);
+	else if (route == TN_ROUTE_CHAT_SEND)
+		on_send(c, cs, id, body);
+	else
+		respond_error(s, id, 404, "route not served here");
+}
+
+static void
+sess_close(void *arg, struct tn_edge_sess *s)
+{
+	struct tn_connector *c = arg;
+	struct csess *cs = tn_edge_sess_data(s);
+	if (cs == NULL)
+		return;
+	/* A disconnect, clean or not, leaves every room (the rest see onLeave). */
+	for (int i = 0; i < cs->n_rooms; i++) {
+		send_leave(c, cs->sid, cs->name, cs->rooms[i]);
+		free(cs->rooms[i]);
+	}
+	free(cs->name);
+	free(cs);
+	tn_edge_sess_set_data(s, NULL);
+	tn_gauge_dec(c->g_sessions);
+}
+
+/* ---- pushes from chat servers ---- */
+
+static void
+track_stream(struct tn_connector *c, const struct tn_push_reader *rd)
+{
+	struct stream_in *st = tn_map_get(&c->streams, rd->hdr.chat_id.p, rd->hdr.chat_id.len);
+	if (st == NULL) {
+		st = tn_calloc(1, sizeof(*st));
+		st->chat_id = tn_strndup(rd->hdr.chat_id.p, rd->hdr.chat_id.len);
+		tn_map_put(&c->streams, st->chat_id, rd->hdr.chat_id.len, st);
+	}
+	if (st->chat_inc != rd->hdr.chat_inc) {
+		if (st->chat_inc != 0)
+			tn_counter_inc(c->push_resets);
+		tn_info("push", "stream from a new incarnation chat=%s incarnation=%llu", st->chat_id,
+			(unsigned long long)rd->hdr.chat_inc);
+		st->chat_inc = rd->hdr.chat_inc;
+	} else if (rd->n_items > 0 && rd->first_seq != st->next_seq) {
+		tn_counter_inc(c->push_gaps);
+		tn_warn("push", "gap in push stream chat=%s expected=%llu got=%llu", st->chat_id,
+			(unsigned long long)st->next_seq, (unsigned long long)rd->first_seq);
+	}
+	if (rd->n_items > 0)
+		st->next_seq = rd->first_seq + rd->n_items;
+}
+
+static void
+deliver_batch(void *arg, bool cancelled)
+{
+	nng_msg *m = arg;
+	struct tn_connector *c = cancelled ? NULL : *(struct tn_connector **)nng_msg_header(m);
+	if (c == NULL) {
+		nng_msg_free(m);
+		return;
+	}
+	struct tn_push_reader rd;
+	if (tn_push_reader_init(&rd, nng_msg_body(m), nng_msg_len(m), NULL) != TN_OK) {
+		tn_counter_inc(c->push_bad);
+		tn_warn("push", "malformed push batch dropped bytes=%zu", nng_msg_len(m));
+		nng_msg_free(m);
+		return;
+	}
+	tn_counter_inc(c->push_msgs);
+	track_stream(c, &rd);
+	struct tn_push_item item;
+	char route[256];
+	while (tn_push_reader_next(&rd, &item)) {
+		tn_counter_inc(c->push_items);
+		size_t rl = item.route.len < sizeof(route) - 1 ? item.route.len : sizeof(route) - 1;
+		memcpy(route, item.route.p, rl);
+		route[rl] = '\0';
+		uint64_t sid;
+		while (tn_u64_iter_next(&item.sids, &sid)) {
+			struct tn_edge_sess *s = tn_edge_sess_find(c->edge, sid);
+			if (s == NULL || tn_edge_sess_data(s) == NULL) {
+				tn_counter_inc(c->push_orphans);
+				continue;
+			}
+			tn_edge_push(s, route, item.body.p, item.body.len);
+			tn_counter_inc(c->deliveries);
+		}
+	}
+	nng_msg_free(m);
+}
+
+static void
+sub_cb(void *arg)
+{
+	struct tn_connector *c = arg;
+	int rv = nng_aio_result(c->sub_aio);
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		nng_msg *m = nng_aio_get_msg(c->sub_aio);
+		/* The header carries the connector pointer so the task needs no allocation. */
+		nng_msg_header_clear(m);
+		nng_msg_header_append(m, &c, sizeof(c));
+		struct tn_exec ex = tn_edge_exec(c->edge);
+		tn_exec_post(&ex, deliver_batch, m);
+	}
+	nng_recv_aio(c->sub, c->sub_aio);
+}
+
+static int
+push_listen(struct tn_connector *c)
+{
+	int rv = tn_err_from_nng(nng_sub0_open(&c->sub));
+	if (rv)
+		return rv;
+	nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+	nng_socket_set_int(c->sub, NNG_OPT_RECVBUF, PUSH_RECVBUF);
+	char url[300];
+	tn_nng_url(url, sizeof(url), c->cfg->host, c->cfg->port);
+	rv = tn_nng_listen(c->sub, url, PUSH_MAX_MSG);
+	if (rv)
+		return rv;
+	if (nng_aio_alloc(&c->sub_aio, sub_cb, c) != 0)
+		return TN_ENOMEM;
+	nng_recv_aio(c->sub, c->sub_aio);
+	return TN_OK;
+}
+
+/* ---- life cycle ---- */
+
+static void
+register_metrics(struct tn_connector *c)
+{
+	struct tn_metric_family *fam;
+	tn_metrics_gauge(&c->g_sessions, "tern_connector_sessions",
+		"sessions past the handshake on this connector");
+	tn_metrics_counter(&c->push_msgs, "tern_connector_push_messages_total",
+		"push messages (batches) received from chat servers");
+	tn_metrics_counter(&c->push_items, "tern_connector_push_items_total",
+		"push items received from chat servers");
+	tn_metrics_counter(&c->deliveries, "tern_connector_push_deliveries_total",
+		"pushes queued to local sessions");
+	tn_metrics_counter(&c->push_orphans, "tern_connector_push_orphans_total",
+		"pushes for sessions that had already gone");
+	tn_metrics_counter(&c->push_gaps, "tern_connector_push_gaps_total",
+		"gaps seen in a push stream's sequence numbers");
+	tn_metrics_counter(&c->push_resets, "tern_connector_push_stream_resets_total",
+		"push streams that restarted with a new incarnation");
+	tn_metrics_counter(&c->push_bad, "tern_connector_push_malformed_total",
+		"push messages that failed to decode");
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_connector_rpc_errors_total",
+		"calls to chat servers that failed, by reason", "reason", NULL, 0);
+	c->rpc_timeout = tn_metrics_counter_labels(fam, "timeout");
+	c->rpc_busy = tn_metrics_counter_labels(fam, "busy");
+	c->rpc_other = tn_metrics_counter_labels(fam, "other");
+	static const double bounds[] = {1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.1, 1};
+	tn_metrics_histogram(&c->rpc_seconds, "tern_connector_rpc_seconds",
+		"round trip of calls to chat servers", bounds, 10);
+}
+
+static int
+open_chat_clients(struct tn_connector *c)
+{
+	const struct tn_server_info *list[1024];
+	size_t n = tn_topology_of_type(c->topo, TN_SERVER_CHAT, list, 1024);
+	if (n > 1024)
+		n = 1024;
+	c->chats = tn_calloc(n ? n : 1, sizeof(*c->chats));
+	struct tn_rpc_client_opts o = {.max_inflight = c->cfg->rpc_max_inflight,
+		.max_queued = c->cfg->rpc_max_inflight * 4, .max_msg = 1u << 20};
+	for (size_t i = 0; i < n; i++) {
+		char url[300];
+		tn_nng_url(url, sizeof(url), list[i]->host, list[i]->port);
+		c->chats[i].info = list[i];
+		int rv = tn_rpc_client_new(&c->chats[i].rpc, url, &o, tn_edge_exec(c->edge));
+		if (rv)
+			return rv;
+		c->n_chats++;
+	}
+	return TN_OK;
+}
+
+int
+tn_connector_new(struct tn_connector **out, const struct tn_config *cfg, struct tn_topology *topo)
+{
+	struct tn_connector *c = tn_calloc(1, sizeof(*c));
+	c->cfg = cfg;
+	c->topo = topo;
+	tn_map_init(&c->streams);
+	tn_buf_init(&c->scratch);
+	tn_buf_init(&c->json);
+	register_metrics(c);
+	static const bool served[TN_ROUTE_COUNT_] = {
+		[TN_ROUTE_CHAT_SEND] = true, [TN_ROUTE_ENTER] = true};
+	struct tn_edge_opts eo = {.cfg = cfg, .routes = tn_app_routes, .nroutes = TN_ROUTE_COUNT_,
+		.served = served, .use_dict = true, .metrics_prefix = "tern_connector"};
+	static const struct tn_edge_ops ops = {
+		.on_open = sess_open, .on_request = sess_request, .on_close = sess_close};
+	int rv = tn_edge_new(&c->edge, &eo, &ops, c);
+	if (rv == TN_OK)
+		rv = push_listen(c);
+	if (rv == TN_OK)
+		rv = open_chat_clients(c);
+	if (rv) {
+		tn_connector_free(c);
+		return rv;
+	}
+	*out = c;
+	return TN_OK;
+}
+
+int
+tn_connector_client_port(const struct tn_connector *c)
+{
+	return tn_edge_port(c->edge);
+}
+
+void
+tn_connector_run(struct tn_connector *c)
+{
+	tn_edge_run(c->edge);
+}
+
+void
+tn_connector_stop(struct tn_connector *c)
+{
+	tn_edge_stop(c->edge);
+}
+
+void
+tn_connector_free(struct tn_connector *c)
+{
+	if (c == NULL)
+		return;
+	/* Stop the inputs first: pushes, then RPC results (their callbacks post to the edge,
+	 * whose mailbox runs them cancelled once the edge is freed). */
+	nng_close(c->sub);
+	if (c->sub_aio) {
+		nng_aio_stop(c->sub_aio);
+		nng_aio_free(c->sub_aio);
+	}
+	/* Sessions still open leave their rooms (on_close), then the edge's mailbox closes:
+	 * RPC completions from here on run cancelled, so the clients can go, then the edge. */
+	if (c->edge)
+		tn_edge_close(c->edge);
+	for (int i = 0; i < c->n_chats; i++)
+		tn_rpc_client_free(c->chats[i].rpc);
+	tn_edge_free(c->edge);
+	free(c->chats);
+	size_t it = 0;
+	for (struct tn_map_entry *e; (e = tn_map_next(&c->streams, &it)) != NULL;) {
+		struct stream_in *st = e->val;
+		free(st->chat_id);
+		free(st);
+	}
+	tn_map_fini(&c->streams);
+	tn_buf_fini(&c->scratch);
+	tn_buf_fini(&c->json);
+	tn_topology_free(c->topo);
+	free(c);
+}
