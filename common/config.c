@@ -579,7 +579,8 @@ tn_config_print_reference(FILE *out)
 				}
 			}
 		}
-		fprintf(out, "| `%s` | `%s` | `%s` | `%s` | %s | %s |\n", o->name, o->flag, o->env,
-			o->def, types, o->help);
+		fprintf(out, "| `%s` | `%s` | `%s` | %s%s%s | %s | %s |\n", o->name, o->flag, o->env,
+			*o->def ? "`" : "", *o->def ? o->def : "(empty)", *o->def ? "`" : "", types,
+			o->help);
 	}
 }
