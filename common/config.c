@@ -120,6 +120,8 @@ tn_server_type_name(enum tn_server_type type)
 	return (unsigned)type < TN_SERVER_TYPE_COUNT_ ? type_names[type] : "?";
 }
 
+static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static int
 fail(char *err, size_t len, const char *fmt, ...)
 {
@@ -292,13 +294,11 @@ pomelo_known_key(const char *k)
 static int
 apply_entry(struct tn_config *cfg, json_object *entry, const char *where, char *err, size_t elen)
 {
-	char src[256];
 	json_object_object_foreach(entry, key, val)
 	{
 		if (strcmp(key, "id") == 0 || pomelo_known_key(key))
 			continue;
 		const struct opt *o = opt_by_name(key);
-		snprintf(src, sizeof(src), "%s: %s", where, key);
 		if (o == NULL)
 			return fail(err, elen, "%s: unknown key \"%s\"", where, key);
 		char text[512];
