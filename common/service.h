@@ -26,7 +26,8 @@ void tn_service_ready(struct tn_service *svc, const char *details);
 /* Waits for SIGINT or SIGTERM; returns the signal's name for the log. */
 const char *tn_service_wait(struct tn_service *svc);
 
-/* Stops the admin port and releases the configuration. */
+/* Stops the admin port, releases the configuration and shuts nng down: call last, after
+ * every nng socket is closed. */
 void tn_service_fini(struct tn_service *svc);
 
 #endif

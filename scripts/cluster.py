@@ -75,9 +75,11 @@ def load_servers(config, env):
     return out
 
 
-def start_all(bindir, config, env, echo=True, ready_timeout=30, extra_env=None):
+def start_all(bindir, config, env, echo=True, ready_timeout=30, extra_env=None, environ=None):
+    """Starts every server of environment env, kind by kind, waiting for ready lines.
+    environ: the servers' whole environment (default: this process's), plus extra_env."""
     servers = []
-    environ = dict(os.environ)
+    environ = dict(os.environ if environ is None else environ)
     if extra_env:
         environ.update(extra_env)
     try:
@@ -87,8 +89,8 @@ def start_all(bindir, config, env, echo=True, ready_timeout=30, extra_env=None):
                 if t != stype:
                     continue
                 binary = os.path.join(bindir, f"tern-{stype}")
-                if not os.path.exists(binary):
-                    continue
+                if not os.access(binary, os.X_OK):
+                    raise RuntimeError(f"{binary} is not built (entry {entry['id']})")
                 argv = [binary, "--env", env, "--id", entry["id"], "--config", config]
                 batch.append(Server(entry["id"], stype, argv, environ, echo))
             servers += batch
