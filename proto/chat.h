@@ -24,6 +24,9 @@ struct tn_chat_req {
 	struct tn_str target;       /* SEND: "*" for the whole room, or one user's name */
 	struct tn_str content;      /* SEND: the message text, opaque bytes passed through
 	                             * unchanged (may be CESU-8, need not be valid UTF-8) */
+	uint64_t conn_inc;          /* the connector's incarnation (key 7, optional; 0 when
+	                             * absent): a new one tells the chat server the connector
+	                             * restarted, so its old sessions are gone */
 };
 
 /* Appends the encoding of req as a message of kind `kind` (one of the three above; others

@@ -31,6 +31,7 @@ kind_name(uint64_t kind)
 	case TN_KIND_CHAT_LEAVE: return "chat.leave";
 	case TN_KIND_CHAT_SEND: return "chat.send";
 	case TN_KIND_PUSH: return "push";
+	case TN_KIND_PUSH_FETCH: return "push.fetch";
 	default: return NULL;
 	}
 }

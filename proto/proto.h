@@ -40,6 +40,7 @@ enum tn_kind {
 	TN_KIND_CHAT_LEAVE = 17, /* connector -> chat: a session leaves a room */
 	TN_KIND_CHAT_SEND = 18,  /* connector -> chat: a session sends a chat message */
 	TN_KIND_PUSH = 32,       /* chat -> connector: a batch of pushes (push.h) */
+	TN_KIND_PUSH_FETCH = 33, /* connector -> chat: resend a range of a stream (push.h) */
 };
 
 /* A view of bytes owned by someone else: a string (not NUL-terminated) or a byte string.

@@ -61,13 +61,15 @@ TN_TEST(test_enter_exact_bytes)
 		.sid = 42,
 		.rid = TN_STR("room1"),
 		.name = TN_STR("alice"),
+		.conn_inc = 9,
 	};
-	size_t n = tn_test_hex("93 01 10 85"
+	size_t n = tn_test_hex("93 01 10 86"
 			       " 00 07"
 			       " 01 a6 63 6f 6e 6e 2d 31"
 			       " 02 2a"
 			       " 03 a5 72 6f 6f 6d 31"
-			       " 04 a5 61 6c 69 63 65",
+			       " 04 a5 61 6c 69 63 65"
+			       " 07 09",
 		want, sizeof(want));
 	tn_buf_init(&b);
 	tn_chat_req_encode(&b, TN_KIND_CHAT_ENTER, &req);

@@ -22,6 +22,7 @@
 /* Every kind a checker can decode. */
 static const enum tn_kind tn_test_kinds[] = {
 	TN_KIND_REPLY, TN_KIND_CHAT_ENTER, TN_KIND_CHAT_LEAVE, TN_KIND_CHAT_SEND, TN_KIND_PUSH,
+	TN_KIND_PUSH_FETCH,
 };
 #define TN_TEST_N_KINDS (sizeof(tn_test_kinds) / sizeof(tn_test_kinds[0]))
 
@@ -113,10 +114,32 @@ tn_test_check_chat(enum tn_kind kind, const void *data, size_t len,
 	tn_chat_req_encode(&buf, kind, &a);
 	if (tn_chat_req_decode(&b, kind, buf.data, buf.len, &tn_test_unlimited) != TN_OK)
 		tn_test_fail("chat request does not decode after re-encoding");
-	if (a.epoch != b.epoch || a.sid != b.sid || !tn_str_eq(a.connector_id, b.connector_id) ||
+	if (a.epoch != b.epoch || a.sid != b.sid || a.conn_inc != b.conn_inc ||
+		!tn_str_eq(a.connector_id, b.connector_id) ||
 		!tn_str_eq(a.rid, b.rid) || !tn_str_eq(a.name, b.name) ||
 		!tn_str_eq(a.target, b.target) || !tn_str_eq(a.content, b.content))
 		tn_test_fail("chat request changed through re-encoding");
+	tn_buf_fini(&buf);
+	return TN_OK;
+}
+
+static inline int
+tn_test_check_fetch(const void *data, size_t len, const struct tn_proto_limits *lim,
+	unsigned *sum)
+{
+	struct tn_push_fetch a, b;
+	struct tn_buf buf;
+	int rv = tn_push_fetch_decode(&a, data, len, lim);
+	if (rv != TN_OK)
+		return rv;
+	tn_test_touch(sum, a.connector_id);
+	tn_buf_init(&buf);
+	tn_push_fetch_encode(&buf, &a);
+	if (tn_push_fetch_decode(&b, buf.data, buf.len, &tn_test_unlimited) != TN_OK)
+		tn_test_fail("push fetch does not decode after re-encoding");
+	if (!tn_str_eq(a.connector_id, b.connector_id) || a.conn_inc != b.conn_inc ||
+		a.chat_inc != b.chat_inc || a.from_seq != b.from_seq || a.to_seq != b.to_seq)
+		tn_test_fail("push fetch changed through re-encoding");
 	tn_buf_fini(&buf);
 	return TN_OK;
 }
@@ -178,6 +201,7 @@ tn_test_check(enum tn_kind kind, const void *data, size_t len, const struct tn_p
 	switch (kind) {
 	case TN_KIND_REPLY: rv = tn_test_check_reply(data, len, lim, &sum); break;
 	case TN_KIND_PUSH: rv = tn_test_check_push(data, len, lim, &sum); break;
+	case TN_KIND_PUSH_FETCH: rv = tn_test_check_fetch(data, len, lim, &sum); break;
 	default: rv = tn_test_check_chat(kind, data, len, lim, &sum); break;
 	}
 	/* Keeps the reads of the views from being optimised away. */
@@ -223,7 +247,7 @@ tn_test_sample_push(struct tn_buf *out, bool empty)
 {
 	static const uint64_t sids_a[] = {1, 2, 300, 70000, UINT64_MAX};
 	static const uint64_t sids_b[] = {9};
-	struct tn_push_hdr hdr = {TN_STR("chat-server-1"), 1700000000123, 1700000000456};
+	struct tn_push_hdr hdr = {TN_STR("chat-server-1"), 1700000000123, 1700000000456, 0};
 	struct tn_push_item item = {
 		.seq = 1000,
 		.rid = TN_STR("room1"),

@@ -11,6 +11,7 @@ enum {
 	KEY_CHAT_INC = 1,
 	KEY_CONN_INC = 2,
 	KEY_ITEMS = 3,
+	KEY_NEXT_SEQ = 4,
 };
 
 enum {
@@ -42,6 +43,7 @@ static const struct tn_wire_field push_fields[] = {
 	{KEY_CHAT_INC, true, offsetof(struct push_body, hdr.chat_inc), tn_wire_read_u64},
 	{KEY_CONN_INC, true, offsetof(struct push_body, hdr.conn_inc), tn_wire_read_u64},
 	{KEY_ITEMS, true, offsetof(struct push_body, items), read_items},
+	{KEY_NEXT_SEQ, false, offsetof(struct push_body, hdr.next_seq), tn_wire_read_u64},
 };
 
 static const struct tn_wire_field item_fields[] = {
@@ -73,10 +75,12 @@ tn_push_batch_begin(struct tn_push_batch *b, struct tn_buf *out, const struct tn
 	msgpack_packer pk;
 	*b = (struct tn_push_batch){.out = out, .start_ = out->len};
 	tn_wire_packer_init(&pk, out);
-	tn_wire_begin(&pk, TN_KIND_PUSH, 4);
+	tn_wire_begin(&pk, TN_KIND_PUSH, hdr->next_seq ? 5 : 4);
 	tn_wire_put_str(&pk, KEY_CHAT_ID, hdr->chat_id);
 	tn_wire_put_u64(&pk, KEY_CHAT_INC, hdr->chat_inc);
 	tn_wire_put_u64(&pk, KEY_CONN_INC, hdr->conn_inc);
+	if (hdr->next_seq)
+		tn_wire_put_u64(&pk, KEY_NEXT_SEQ, hdr->next_seq);
 	msgpack_pack_uint32(&pk, KEY_ITEMS);
 	/* The count is not known yet: an array32 header (msgpack lets any count use the
 	 * wide form) is patched by finish, so items are never moved. */
@@ -212,4 +216,47 @@ tn_push_reader_next(struct tn_push_reader *rd, struct tn_push_item *item)
 	rd->p_ = r.p;
 	rd->i_++;
 	return true;
+}
+
+enum {
+	KEY_FETCH_CONNECTOR_ID = 0,
+	KEY_FETCH_CONN_INC = 1,
+	KEY_FETCH_CHAT_INC = 2,
+	KEY_FETCH_FROM = 3,
+	KEY_FETCH_TO = 4,
+};
+
+static const struct tn_wire_field fetch_fields[] = {
+	{KEY_FETCH_CONNECTOR_ID, true, offsetof(struct tn_push_fetch, connector_id),
+		tn_wire_read_str},
+	{KEY_FETCH_CONN_INC, true, offsetof(struct tn_push_fetch, conn_inc), tn_wire_read_u64},
+	{KEY_FETCH_CHAT_INC, true, offsetof(struct tn_push_fetch, chat_inc), tn_wire_read_u64},
+	{KEY_FETCH_FROM, true, offsetof(struct tn_push_fetch, from_seq), tn_wire_read_u64},
+	{KEY_FETCH_TO, true, offsetof(struct tn_push_fetch, to_seq), tn_wire_read_u64},
+};
+
+void
+tn_push_fetch_encode(struct tn_buf *out, const struct tn_push_fetch *f)
+{
+	msgpack_packer pk;
+	tn_wire_packer_init(&pk, out);
+	tn_wire_begin(&pk, TN_KIND_PUSH_FETCH, 5);
+	tn_wire_put_str(&pk, KEY_FETCH_CONNECTOR_ID, f->connector_id);
+	tn_wire_put_u64(&pk, KEY_FETCH_CONN_INC, f->conn_inc);
+	tn_wire_put_u64(&pk, KEY_FETCH_CHAT_INC, f->chat_inc);
+	tn_wire_put_u64(&pk, KEY_FETCH_FROM, f->from_seq);
+	tn_wire_put_u64(&pk, KEY_FETCH_TO, f->to_seq);
+}
+
+int
+tn_push_fetch_decode(struct tn_push_fetch *out, const void *data, size_t len,
+	const struct tn_proto_limits *lim)
+{
+	struct tn_push_fetch tmp = {0};
+	int rv = tn_wire_decode(&tmp, NULL, TN_KIND_PUSH_FETCH, fetch_fields,
+		sizeof(fetch_fields) / sizeof(fetch_fields[0]), data, len, tn_wire_limits(lim));
+	if (rv != TN_OK)
+		return rv;
+	*out = tmp;
+	return TN_OK;
 }

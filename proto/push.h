@@ -23,6 +23,9 @@ struct tn_push_hdr {
 	struct tn_str chat_id; /* the publishing chat server's id */
 	uint64_t chat_inc;     /* the chat server's incarnation */
 	uint64_t conn_inc;     /* the connector incarnation the stream was opened against */
+	uint64_t next_seq;     /* optional (key 4, 0 = absent): the stream's next sequence
+	                        * number after this batch, so an empty batch (a tick) shows a
+	                        * receiver that items at its end were lost */
 };
 
 /* One push. */
@@ -92,5 +95,25 @@ int tn_push_reader_init(struct tn_push_reader *rd, const void *data, size_t len,
 /* Stores the next item in *item and returns true, or returns false after the last.
  * Allocates nothing. */
 bool tn_push_reader_next(struct tn_push_reader *rd, struct tn_push_item *item);
+
+/* TN_KIND_PUSH_FETCH: a connector that saw a gap in a stream asks the chat server for the
+ * missing items. Body keys: 0 connector_id (str), 1 conn_inc, 2 chat_inc, 3 from_seq,
+ * 4 to_seq (uint), all required. The answer is a TN_KIND_REPLY whose body is a
+ * TN_KIND_PUSH message with exactly the items from_seq..to_seq (code TN_OK), or code
+ * TN_ENOENT when the chat server no longer holds them all (or is another incarnation). */
+struct tn_push_fetch {
+	struct tn_str connector_id;
+	uint64_t conn_inc;
+	uint64_t chat_inc;
+	uint64_t from_seq;
+	uint64_t to_seq;
+};
+
+/* Appends the encoding of f to out. */
+void tn_push_fetch_encode(struct tn_buf *out, const struct tn_push_fetch *f);
+
+/* Decodes a fetch request; out's strings point into data. Writes *out only on success. */
+int tn_push_fetch_decode(struct tn_push_fetch *out, const void *data, size_t len,
+	const struct tn_proto_limits *lim);
 
 #endif

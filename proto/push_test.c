@@ -74,7 +74,7 @@ TN_TEST(test_push_streaming_sids)
 {
 	struct tn_buf b;
 	struct tn_push_batch batch;
-	struct tn_push_hdr hdr = {TN_STR(""), 0, UINT64_MAX};
+	struct tn_push_hdr hdr = {TN_STR(""), 0, UINT64_MAX, 0};
 	struct tn_push_item item = {.rid = TN_STR("r"), .route = TN_STR("onLeave"),
 		.body = TN_STR("{\"user\":\"" TN_TEST_CESU8 "\"}")};
 	tn_buf_init(&b);
@@ -117,7 +117,7 @@ TN_TEST(test_push_add_only_appends)
 	static const uint64_t sids[] = {5, 6, 7};
 	struct tn_buf b;
 	struct tn_push_batch batch;
-	struct tn_push_hdr hdr = {TN_STR("chat-1"), 1, 2};
+	struct tn_push_hdr hdr = {TN_STR("chat-1"), 1, 2, 0};
 	struct tn_push_item item = {.rid = TN_STR("room"), .route = TN_STR("onChat"),
 		.body = TN_STR("{}")};
 	tn_u64_iter_init(&item.sids, sids, 3);
@@ -276,7 +276,35 @@ TN_TEST(test_push_malformed)
 		==, TN_EPROTO);
 }
 
-TN_TEST_MAIN(TN_CASE(test_push_round_trip), TN_CASE(test_push_empty_batch),
+TN_TEST(test_push_next_seq_and_fetch)
+{
+	/* An empty batch (a tick) carries the stream position in next_seq. */
+	struct tn_buf b;
+	tn_buf_init(&b);
+	struct tn_push_batch batch;
+	struct tn_push_hdr hdr = {TN_STR("chat-1"), 7, 8, 42};
+	tn_push_batch_begin(&batch, &b, &hdr);
+	tn_push_batch_finish(&batch);
+	struct tn_push_reader rd;
+	TN_CHECK_OK(tn_push_reader_init(&rd, b.data, b.len, NULL));
+	TN_CHECK_INT(rd.n_items, ==, 0);
+	TN_CHECK_INT(rd.hdr.next_seq, ==, 42);
+	TN_CHECK_INT(rd.hdr.chat_inc, ==, 7);
+	tn_buf_reset(&b);
+	struct tn_push_fetch f = {TN_STR("connector-server-2"), 11, 12, 100, 140}, g;
+	tn_push_fetch_encode(&b, &f);
+	TN_CHECK_OK(tn_push_fetch_decode(&g, b.data, b.len, NULL));
+	TN_CHECK(tn_str_eq(g.connector_id, f.connector_id));
+	TN_CHECK_INT(g.conn_inc, ==, 11);
+	TN_CHECK_INT(g.chat_inc, ==, 12);
+	TN_CHECK_INT(g.from_seq, ==, 100);
+	TN_CHECK_INT(g.to_seq, ==, 140);
+	for (size_t n = 0; n < b.len; n++)
+		TN_CHECK(tn_push_fetch_decode(&g, b.data, n, NULL) != TN_OK);
+	tn_buf_fini(&b);
+}
+
+TN_TEST_MAIN(TN_CASE(test_push_next_seq_and_fetch), TN_CASE(test_push_round_trip), TN_CASE(test_push_empty_batch),
 	TN_CASE(test_push_streaming_sids), TN_CASE(test_push_add_only_appends),
 	TN_CASE(test_push_key_order_and_unknown_keys), TN_CASE(test_push_seqs_must_be_consecutive),
 	TN_CASE(test_push_limits), TN_CASE(test_push_malformed))
