@@ -108,6 +108,23 @@ static const struct opt opts[] = {
 	{"roomHash", "--room-hash", "TERN_ROOM_HASH", OPT_ENUM, OFF(room_hash), 0, "rendezvous", 0, 0,
 		room_hash_choices, T(TN_SERVER_CONNECTOR) | T(TN_SERVER_CHAT),
 		"room owner choice: rendezvous or crc32 (pomelo)"},
+	{"pushRing", "--push-ring", "TERN_PUSH_RING", OPT_INT, OFF(push_ring), 0, "4096", 1, 10000000,
+		NULL, T(TN_SERVER_CHAT),
+		"recent push items kept per connector stream, so a connector can fetch what it missed"},
+	{"pushTick", "--push-tick", "TERN_PUSH_TICK", OPT_INT, OFF(push_tick_ms), 0, "250", 10, 60000,
+		NULL, T(TN_SERVER_CHAT),
+		"after activity, a stream announces its position this often (ms) so a lost tail is seen"},
+	{"debugDropPushEvery", "--debug-drop-push-every", "TERN_DEBUG_DROP_PUSH_EVERY", OPT_INT,
+		OFF(debug_drop_push_every), 0, "0", 0, 1000000, NULL, T(TN_SERVER_CHAT),
+		"fault injection for tests: drop every n-th push message (0 = never)"},
+	{"abuseWords", "--abuse-words", "TERN_ABUSE_WORDS", OPT_STR, OFF(abuse_words), 0, "", 0, 0,
+		NULL, T(TN_SERVER_CONNECTOR),
+		"comma-separated words replaced by '*' in chat messages (the abuse filter)"},
+	{"slowRequest", "--slow-request", "TERN_SLOW_REQUEST", OPT_INT, OFF(slow_request_ms), 0, "3000",
+		1, 3600000, NULL, FRONTEND, "requests slower than this (ms) are logged with their route"},
+	{"outLimit", "--out-limit", "TERN_OUT_LIMIT", OPT_INT, OFF(out_limit), 0, "1048576", 4096,
+		1073741824, NULL, FRONTEND,
+		"bytes queued to one client; a client over it is kicked as a slow consumer"},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 

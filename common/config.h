@@ -64,6 +64,14 @@ struct tn_config {
 	char *web_root;       /* gate: directory served over HTTP on the client port; "" = none */
 	int dispatch;         /* enum tn_dispatch */
 	int room_hash;        /* enum tn_room_hash */
+	/* delivery (chat) */
+	int push_ring;        /* items kept per push stream for gap recovery */
+	int push_tick_ms;     /* idle position announcements on a stream after activity */
+	int debug_drop_push_every; /* fault injection: drop every n-th push message */
+	/* filters (connector) */
+	char *abuse_words;    /* comma-separated words replaced by '*' in chat content */
+	int slow_request_ms;  /* requests slower than this are logged */
+	int out_limit;        /* bytes queued to one client before it is cut as a slow consumer */
 };
 
 /* Loads the configuration of a server of the given type from defaults, file, environment

@@ -47,6 +47,7 @@ struct tn_chat {
 	struct tn_buf body;
 	struct tn_counter *req_enter, *req_leave, *req_send, *req_bad;
 	struct tn_counter *rejected_dup, *rejected_absent;
+	struct tn_counter *req_fetch, *fetch_ok, *fetch_gone, *conn_restarts;
 	struct tn_gauge *g_rooms, *g_members;
 	struct tn_histogram *handle_seconds;
 };
@@ -91,8 +92,11 @@ flush_all(void *arg, bool cancelled)
 		return;
 	c->flush_posted = false;
 	for (int i = 0; i < c->n_streams; i++)
-		tn_stream_flush(&c->streams[i]);
+		tn_stream_flush(&c->streams[i], c->cfg->id);
 }
+
+static void body_user(struct tn_chat *c, const char *route, const char *name, size_t len);
+static void update_gauges(struct tn_chat *c);
 
 /* Pushes route/body to every member of room (except `except`, may be NULL): one item per
  * connector stream that hosts members, carrying their session ids. */
@@ -100,19 +104,21 @@ static void
 push_room(struct tn_chat *c, struct tn_room *room, const struct tn_member *except,
 	const char *route, const char *body, size_t body_len)
 {
+	struct tn_blob *blob = tn_blob_new(body, body_len);
 	for (int i = 0; i < c->n_streams; i++) {
 		uint32_t n = room->per_stream[i];
 		if (except && except->stream == i)
 			n--;
 		if (n > 0)
 			tn_stream_item_open(&c->streams[i], c->cfg->id, room->rid, room->rid_len, route,
-				body, body_len, n);
+				blob, n);
 	}
 	for (struct tn_member *m = room->head; m; m = m->next)
 		if (m != except)
 			tn_stream_item_sid(&c->streams[m->stream], m->sid);
+	tn_blob_unref(blob);
 	for (int i = 0; i < c->n_streams; i++)
-		tn_stream_flush_if_big(&c->streams[i]);
+		tn_stream_flush_if_big(&c->streams[i], c->cfg->id);
 	schedule_flush(c);
 }
 
@@ -121,9 +127,76 @@ push_one(struct tn_chat *c, struct tn_room *room, const struct tn_member *to, co
 	const char *body, size_t body_len)
 {
 	struct tn_stream *s = &c->streams[to->stream];
-	tn_stream_item_open(s, c->cfg->id, room->rid, room->rid_len, route, body, body_len, 1);
+	struct tn_blob *blob = tn_blob_new(body, body_len);
+	tn_stream_item_open(s, c->cfg->id, room->rid, room->rid_len, route, blob, 1);
 	tn_stream_item_sid(s, to->sid);
+	tn_blob_unref(blob);
 	schedule_flush(c);
+}
+
+/* Removes every member hosted by stream si (its connector restarted: those sessions are
+ * gone) and tells the rest of each room. */
+static void
+purge_stream_members(struct tn_chat *c, int si)
+{
+	size_t it = 0, n = 0, removed = 0;
+	struct tn_room **rooms = tn_malloc((tn_rooms_count(&c->rooms) + 1) * sizeof(*rooms));
+	for (struct tn_map_entry *e; (e = tn_map_next(&c->rooms.by_rid, &it)) != NULL;)
+		rooms[n++] = e->val;
+	struct tn_buf gone;
+	tn_buf_init(&gone);
+	for (size_t i = 0; i < n; i++) {
+		struct tn_room *room = rooms[i];
+		/* Take them all out first, so no onLeave is addressed to one of them. */
+		tn_buf_reset(&gone);
+		for (struct tn_member *m = room->head, *next; m; m = next) {
+			next = m->next;
+			if (m->stream != si)
+				continue;
+			uint32_t len = (uint32_t)m->name_len;
+			tn_buf_append(&gone, &len, sizeof(len));
+			tn_buf_append(&gone, m->name, len);
+			tn_room_remove(&c->rooms, room, m);
+			removed++;
+		}
+		for (size_t off = 0; off < gone.len && room->n_members > 0;) {
+			uint32_t len;
+			memcpy(&len, gone.data + off, sizeof(len));
+			body_user(c, "onLeave", (const char *)gone.data + off + sizeof(len), len);
+			push_room(c, room, NULL, "onLeave", (const char *)c->body.data, c->body.len);
+			off += sizeof(len) + len;
+		}
+		tn_rooms_drop_if_empty(&c->rooms, room);
+	}
+	tn_buf_fini(&gone);
+	free(rooms);
+	update_gauges(c);
+	if (removed)
+		tn_info("chat", "connector restarted: its members left connector=%s members=%zu",
+			c->streams[si].conn_id, removed);
+}
+
+/* Checks the connector incarnation a request carries. A newer one means the connector
+ * restarted: its old sessions are gone and its stream starts over. An older one is a
+ * late request from before the restart: refused. Returns false when it replied. */
+static bool
+check_incarnation(struct tn_chat *c, struct tn_rpc_req *req, int si, uint64_t conn_inc)
+{
+	struct tn_stream *s = &c->streams[si];
+	if (conn_inc == 0 || conn_inc == s->conn_inc)
+		return true;
+	if (s->conn_inc != 0 && conn_inc < s->conn_inc) {
+		reply_code(c, req, TN_ECLOSED, "request from a connector incarnation that has ended");
+		return false;
+	}
+	if (s->conn_inc != 0) {
+		tn_stream_flush(s, c->cfg->id);
+		purge_stream_members(c, si);
+		flush_all(c, false);
+		tn_counter_inc(c->conn_restarts);
+	}
+	tn_stream_reset(s, conn_inc);
+	return true;
 }
 
 /* {"route":"onAdd","user":name}: pomelo keeps the route key in the body. */
@@ -203,6 +276,8 @@ handle_enter(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 		reply_code(c, req, TN_ENOENT, "unknown connector");
 		return;
 	}
+	if (!check_incarnation(c, req, si, r.conn_inc))
+		return;
 	if (!tn_stream_up(&c->streams[si])) {
 		/* Answering now would let the client miss the pushes that follow. */
 		defer_enter(c, req, data, len, si);
@@ -246,6 +321,8 @@ handle_leave(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 		return;
 	}
 	int si = stream_of(c, r.connector_id);
+	if (si >= 0 && !check_incarnation(c, req, si, r.conn_inc))
+		return;
 	struct tn_room *room = tn_rooms_find(&c->rooms, r.rid.p, r.rid.len);
 	struct tn_member *m = room ? tn_room_member(room, r.name.p, r.name.len) : NULL;
 	/* Only the session that entered can leave under that name. */
@@ -274,6 +351,8 @@ handle_send(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size
 		return;
 	}
 	int si = stream_of(c, r.connector_id);
+	if (si >= 0 && !check_incarnation(c, req, si, r.conn_inc))
+		return;
 	struct tn_room *room = tn_rooms_find(&c->rooms, r.rid.p, r.rid.len);
 	struct tn_member *from = room ? tn_room_member(room, r.name.p, r.name.len) : NULL;
 	if (from == NULL || from->sid != r.sid || from->stream != si) {
@@ -306,6 +385,41 @@ handle_send(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size
 }
 
 static void
+handle_fetch(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size_t len)
+{
+	struct tn_push_fetch f;
+	int rv = tn_push_fetch_decode(&f, data, len, NULL);
+	if (rv) {
+		tn_counter_inc(c->req_bad);
+		reply_code(c, req, rv, "malformed fetch");
+		return;
+	}
+	int si = stream_of(c, f.connector_id);
+	struct tn_stream *s = si >= 0 ? &c->streams[si] : NULL;
+	/* The items must still be in the ring, and of the same two incarnations. */
+	struct tn_buf items;
+	tn_buf_init(&items);
+	rv = TN_ENOENT;
+	if (s && f.chat_inc == s->chat_inc && f.conn_inc == s->conn_inc &&
+		f.to_seq - f.from_seq < 1000000)
+		rv = tn_stream_fetch(s, c->cfg->id, f.from_seq, f.to_seq, &items);
+	if (rv == TN_OK) {
+		tn_counter_inc(c->fetch_ok);
+		struct tn_reply rep = {.code = TN_OK, .body = {(const char *)items.data, items.len}};
+		tn_buf_reset(&c->scratch);
+		tn_reply_encode(&c->scratch, &rep);
+		tn_rpc_reply(req, c->scratch.data, c->scratch.len);
+	} else {
+		tn_counter_inc(c->fetch_gone);
+		tn_warn("push", "fetch of items no longer held connector=%.*s from=%llu to=%llu",
+			(int)f.connector_id.len, f.connector_id.p, (unsigned long long)f.from_seq,
+			(unsigned long long)f.to_seq);
+		reply_code(c, req, TN_ENOENT, "those items are no longer held");
+	}
+	tn_buf_fini(&items);
+}
+
+static void
 on_request(void *arg, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 {
 	struct tn_chat *c = arg;
@@ -329,6 +443,10 @@ on_request(void *arg, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 	case TN_KIND_CHAT_SEND:
 		tn_counter_inc(c->req_send);
 		handle_send(c, req, data, len);
+		break;
+	case TN_KIND_PUSH_FETCH:
+		tn_counter_inc(c->req_fetch);
+		handle_fetch(c, req, data, len);
 		break;
 	default:
 		tn_counter_inc(c->req_bad);
@@ -375,6 +493,13 @@ register_metrics(struct tn_chat *c)
 	c->req_leave = tn_metrics_counter_labels(fam, "leave");
 	c->req_send = tn_metrics_counter_labels(fam, "send");
 	c->req_bad = tn_metrics_counter_labels(fam, "invalid");
+	c->req_fetch = tn_metrics_counter_labels(fam, "fetch");
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_fetches_total",
+		"gap fetches from connectors, by outcome", "outcome", NULL, 0);
+	c->fetch_ok = tn_metrics_counter_labels(fam, "served");
+	c->fetch_gone = tn_metrics_counter_labels(fam, "gone");
+	tn_metrics_counter(&c->conn_restarts, "tern_chat_connector_restarts_total",
+		"connectors seen with a new incarnation (their members removed)");
 	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_refused_total",
 		"requests refused, by reason", "reason", NULL, 0);
 	c->rejected_dup = tn_metrics_counter_labels(fam, "name taken");
@@ -392,6 +517,29 @@ register_metrics(struct tn_chat *c)
 		"push items published, by connector", "connector", NULL, 0);
 	for (int i = 0; i < c->n_streams; i++)
 		c->streams[i].items = tn_metrics_counter_labels(fam, c->streams[i].conn_id);
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_dropped_total",
+		"push messages dropped on purpose by fault injection (debugDropPushEvery)",
+		"connector", NULL, 0);
+	for (int i = 0; i < c->n_streams; i++)
+		c->streams[i].dropped = tn_metrics_counter_labels(fam, c->streams[i].conn_id);
+}
+
+/* Announces stream positions after activity, so a lost tail is noticed. */
+static void
+tick(void *arg)
+{
+	struct tn_chat *c = arg;
+	for (int i = 0; i < c->n_streams; i++)
+		tn_stream_tick(&c->streams[i], c->cfg->id);
+	tn_loop_timer_add(c->loop, c->cfg->push_tick_ms, tick, c);
+}
+
+static void
+start_ticks(void *arg, bool cancelled)
+{
+	struct tn_chat *c = arg;
+	if (!cancelled)
+		tn_loop_timer_add(c->loop, c->cfg->push_tick_ms, tick, c);
 }
 
 int
@@ -413,7 +561,8 @@ tn_chat_new(struct tn_chat **out, const struct tn_config *cfg, struct tn_topolog
 	int rv = TN_OK;
 	for (size_t i = 0; i < n && rv == TN_OK; i++) {
 		rv = tn_stream_open(&c->streams[i], conns[i]->id, conns[i]->host, conns[i]->port, inc,
-			tn_loop_exec(loop), stream_up, c);
+			(uint32_t)cfg->push_ring, tn_loop_exec(loop), stream_up, c);
+		c->streams[i].drop_every = (uint32_t)cfg->debug_drop_push_every;
 		c->n_streams++;
 	}
 	tn_rooms_init(&c->rooms, c->n_streams);
@@ -428,6 +577,7 @@ tn_chat_new(struct tn_chat **out, const struct tn_config *cfg, struct tn_topolog
 		tn_chat_free(c);
 		return rv;
 	}
+	tn_loop_post(loop, start_ticks, c);
 	tn_info("chat", "serving rpc=%s connectors=%d incarnation=%llu", url, c->n_streams,
 		(unsigned long long)inc);
 	*out = c;

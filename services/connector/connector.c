@@ -11,6 +11,7 @@
 #include "chat.h"
 #include "clock.h"
 #include "edge.h"
+#include "filter.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
@@ -25,6 +26,8 @@
 #define MAX_ROOMS_PER_SESSION 16
 #define PUSH_RECVBUF 8192
 #define PUSH_MAX_MSG (16u << 20)
+/* Batches held behind a gap while its items are fetched; past this, recovery gives up. */
+#define PUSH_HOLD_MAX 4096
 
 struct chat_target {
 	const struct tn_server_info *info;
@@ -35,7 +38,11 @@ struct chat_target {
 struct stream_in {
 	char *chat_id;
 	uint64_t chat_inc;
-	uint64_t next_seq;
+	uint64_t next_seq;  /* the next item expected */
+	bool fetching;      /* a gap is being fetched: later batches wait in held */
+	uint64_t fetch_from, fetch_to;
+	nng_msg **held;
+	size_t n_held, cap_held;
 };
 
 struct tn_connector {
@@ -47,11 +54,16 @@ struct tn_connector {
 	nng_socket sub;
 	nng_aio *sub_aio;
 	struct tn_map streams; /* chat_id -> struct stream_in */
+	struct tn_map sessions; /* sid (8 bytes) -> struct csess */
+	uint64_t inc;           /* this process's incarnation */
+	struct tn_filters filters;
+	struct tn_abuse_filter *abuse;
 	struct tn_buf scratch;
 	struct tn_buf json;
 	struct tn_gauge *g_sessions;
 	struct tn_counter *push_msgs, *push_items, *deliveries, *push_gaps, *push_resets,
-		*push_bad, *push_orphans;
+		*push_bad, *push_orphans, *push_stale, *push_recovered, *push_unrecoverable,
+		*push_duplicates;
 	struct tn_counter *rpc_timeout, *rpc_busy, *rpc_other;
 	struct tn_histogram *rpc_seconds;
 };
@@ -64,6 +76,7 @@ struct csess {
 	char *rooms[MAX_ROOMS_PER_SESSION];
 	int n_rooms;
 	int entering; /* enters in flight */
+	bool kicked;  /* a kick is on its way; the session closes soon */
 };
 
 enum call_kind {
@@ -80,6 +93,7 @@ struct call {
 	int chat;        /* index in c->chats */
 	char *name, *rid;
 	int64_t t0_us;
+	struct tn_filter_ctx fc; /* for the after-filters */
 };
 
 /* ---- helpers ---- */
@@ -181,51 +195,65 @@ send_leave(struct tn_connector *c, uint64_t sid, const char *name, const char *r
 		return;
 	struct call *k = call_new(c, CALL_LEAVE, sid, 0, chat, name, strlen(name), rid, strlen(rid));
 	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = sid,
-		.rid = tn_str_of(rid), .name = tn_str_of(name)};
+		.rid = tn_str_of(rid), .name = tn_str_of(name), .conn_inc = c->inc};
 	call_start(c, k, &req, TN_KIND_CHAT_LEAVE);
 }
 
 /* ---- enter ---- */
 
+/* Answers a request with an error at once and runs the after-filters. */
 static void
-on_enter(struct tn_connector *c, struct csess *cs, uint32_t id, json_object *body)
+refuse(struct tn_connector *c, struct csess *cs, const struct tn_filter_ctx *fc, int code,
+	const char *message)
 {
+	respond_error(cs->s, fc->id, code, message);
+	tn_filters_after(&c->filters, fc, code);
+}
+
+static void
+on_enter(struct tn_connector *c, struct csess *cs, const struct tn_filter_ctx *fc)
+{
+	uint32_t id = fc->id;
+	json_object *body = fc->body;
 	size_t nlen = 0, rlen = 0;
 	const char *name = tn_json_get_str(body, "username", &nlen);
 	const char *rid = tn_json_get_str(body, "rid", &rlen);
 	if (name == NULL || rid == NULL || nlen == 0 || rlen == 0 || nlen > MAX_NAME ||
 		rlen > MAX_RID) {
-		respond_error(cs->s, id, 400, "username and rid must be non-empty strings "
+		refuse(c, cs, fc, 400, "username and rid must be non-empty strings "
 					      "(at most 64 and 128 bytes)");
 		return;
 	}
 	if (cs->name && (strlen(cs->name) != nlen || memcmp(cs->name, name, nlen) != 0)) {
-		respond_error(cs->s, id, 409, "this session already has another name");
+		refuse(c, cs, fc, 409, "this session already has another name");
 		return;
 	}
 	for (int i = 0; i < cs->n_rooms; i++) {
 		if (strlen(cs->rooms[i]) == rlen && memcmp(cs->rooms[i], rid, rlen) == 0) {
-			respond_error(cs->s, id, 500, "already in this room");
+			refuse(c, cs, fc, 500, "already in this room");
 			return;
 		}
 	}
 	if (cs->n_rooms + cs->entering >= MAX_ROOMS_PER_SESSION) {
-		respond_error(cs->s, id, 429, "too many rooms for one session");
+		refuse(c, cs, fc, 429, "too many rooms for one session");
 		return;
 	}
 	int chat = chat_for_room(c, rid, rlen);
 	if (chat < 0) {
-		respond_error(cs->s, id, 503, "no chat server is available");
+		refuse(c, cs, fc, 503, "no chat server is available");
 		return;
 	}
 	struct call *k = call_new(c, CALL_ENTER, cs->sid, id, chat, name, nlen, rid, rlen);
+	k->fc = *fc;
+	k->fc.body = NULL;
 	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = cs->sid,
-		.rid = {rid, rlen}, .name = {name, nlen}};
+		.rid = {rid, rlen}, .name = {name, nlen}, .conn_inc = c->inc};
 	cs->entering++;
 	call_start(c, k, &req, TN_KIND_CHAT_ENTER);
 }
 
-static void
+/* Returns the code the client got (0: success). */
+static int
 enter_done(struct tn_connector *c, struct call *k, struct csess *cs, int err,
 	const struct tn_reply *rep)
 {
@@ -234,27 +262,27 @@ enter_done(struct tn_connector *c, struct call *k, struct csess *cs, int err,
 	if (err == TN_OK && rep->code == TN_OK && cs == NULL) {
 		/* The client left while the enter was in flight: undo it. */
 		send_leave(c, k->sid, k->name, k->rid);
-		return;
+		return 0;
 	}
 	if (cs == NULL)
-		return;
+		return 0;
 	if (err) {
 		const char *msg;
 		int code = code_of(err, &msg);
 		respond_error(cs->s, k->req_id, code, msg);
-		return;
+		return code;
 	}
 	if (rep->code == TN_EEXIST) {
 		/* chatofpomelo's client checks data.error and asks for another name. */
 		static const char dup[] = "{\"code\":500,\"error\":true}";
 		tn_edge_respond(cs->s, k->req_id, dup, sizeof(dup) - 1);
-		return;
+		return 500;
 	}
 	if (rep->code != TN_OK) {
 		const char *msg;
 		int code = code_of(rep->code, &msg);
 		respond_error(cs->s, k->req_id, code, msg);
-		return;
+		return code;
 	}
 	if (cs->name == NULL)
 		cs->name = tn_strdup(k->name);
@@ -272,6 +300,7 @@ enter_done(struct tn_connector *c, struct call *k, struct csess *cs, int err,
 	tn_jw_arr_end(&w);
 	tn_jw_obj_end(&w);
 	tn_edge_respond(cs->s, k->req_id, (const char *)c->json.data, c->json.len);
+	return 0;
 }
 
 /* ---- send ---- */
@@ -289,11 +318,13 @@ session_room(struct csess *cs, json_object *body)
 }
 
 static void
-on_send(struct tn_connector *c, struct csess *cs, uint32_t id, json_object *body)
+on_send(struct tn_connector *c, struct csess *cs, const struct tn_filter_ctx *fc)
 {
+	uint32_t id = fc->id;
+	json_object *body = fc->body;
 	const char *rid = session_room(cs, body);
 	if (rid == NULL) {
-		respond_error(cs->s, id, 403, cs->n_rooms ? "rid names none of this session's rooms"
+		refuse(c, cs, fc, 403, cs->n_rooms ? "rid names none of this session's rooms"
 							: "enter a room first");
 		return;
 	}
@@ -301,7 +332,7 @@ on_send(struct tn_connector *c, struct csess *cs, uint32_t id, json_object *body
 	const char *content = tn_json_get_str(body, "content", &clen);
 	const char *target = tn_json_get_str(body, "target", &tlen);
 	if (content == NULL) {
-		respond_error(cs->s, id, 400, "content must be a string");
+		refuse(c, cs, fc, 400, "content must be a string");
 		return;
 	}
 	if (target == NULL || tlen == 0) {
@@ -310,34 +341,37 @@ on_send(struct tn_connector *c, struct csess *cs, uint32_t id, json_object *body
 	}
 	int chat = chat_for_room(c, rid, strlen(rid));
 	if (chat < 0) {
-		respond_error(cs->s, id, 503, "no chat server is available");
+		refuse(c, cs, fc, 503, "no chat server is available");
 		return;
 	}
 	struct call *k = call_new(c, CALL_SEND, cs->sid, id, chat, cs->name, strlen(cs->name), rid,
 		strlen(rid));
+	k->fc = *fc;
+	k->fc.body = NULL;
 	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = cs->sid,
 		.rid = tn_str_of(rid), .name = tn_str_of(cs->name), .target = {target, tlen},
-		.content = {content, clen}};
+		.content = {content, clen}, .conn_inc = c->inc};
 	call_start(c, k, &req, TN_KIND_CHAT_SEND);
 }
 
-static void
+static int
 send_done(struct call *k, struct csess *cs, int err, const struct tn_reply *rep)
 {
-	if (cs == NULL || k->req_id == 0)
-		return;
 	const char *msg;
-	if (err) {
-		int code = code_of(err, &msg);
+	int code = 0;
+	if (err)
+		code = code_of(err, &msg);
+	else if (rep->code == TN_ENOENT)
+		code = 500, msg = "user not in this room";
+	else if (rep->code != TN_OK)
+		code = code_of(rep->code, &msg);
+	if (cs == NULL || k->req_id == 0)
+		return code;
+	if (code)
 		respond_error(cs->s, k->req_id, code, msg);
-	} else if (rep->code == TN_ENOENT) {
-		respond_error(cs->s, k->req_id, 500, "user not in this room");
-	} else if (rep->code != TN_OK) {
-		int code = code_of(rep->code, &msg);
-		respond_error(cs->s, k->req_id, code, msg);
-	} else {
+	else
 		tn_edge_respond(cs->s, k->req_id, "{}", 2);
-	}
+	return code;
 }
 
 static void
@@ -364,10 +398,13 @@ call_done(void *arg, int err, const uint8_t *data, size_t len)
 			c->chats[k->chat].info->id, (unsigned long long)k->sid, tn_strerror(err));
 	struct tn_edge_sess *s = tn_edge_sess_find(c->edge, k->sid);
 	struct csess *cs = s ? tn_edge_sess_data(s) : NULL;
+	int code = 0;
 	if (k->kind == CALL_ENTER)
-		enter_done(c, k, cs, err, &rep);
+		code = enter_done(c, k, cs, err, &rep);
 	else if (k->kind == CALL_SEND)
-		send_done(k, cs, err, &rep);
+		code = send_done(k, cs, err, &rep);
+	if (k->fc.route)
+		tn_filters_after(&c->filters, &k->fc, code);
 	call_free(k);
 }
 
@@ -382,6 +419,7 @@ sess_open(void *arg, struct tn_edge_sess *s)
 	cs->s = s;
 	cs->sid = tn_edge_sess_id(s);
 	tn_edge_sess_set_data(s, cs);
+	tn_map_put(&c->sessions, &cs->sid, sizeof(cs->sid), cs);
 	tn_gauge_inc(c->g_sessions);
 }
 
@@ -393,12 +431,19 @@ sess_request(void *arg, struct tn_edge_sess *s, uint32_t id, int route, json_obj
 	struct csess *cs = tn_edge_sess_data(s);
 	if (cs == NULL)
 		return;
+	struct tn_filter_ctx fc = {.route = tn_app_routes[route], .sid = cs->sid, .id = id,
+		.body = body, .start_us = tn_now_us()};
+	int code = tn_filters_before(&c->filters, &fc);
+	if (code) {
+		refuse(c, cs, &fc, code, "refused by a filter");
+		return;
+	}
 	if (route == TN_ROUTE_ENTER)
-		on_enter(c, cs, id, body);
+		on_enter(c, cs, &fc);
 	else if (route == TN_ROUTE_CHAT_SEND)
-		on_send(c, cs, id, body);
+		on_send(c, cs, &fc);
 	else
-		respond_error(s, id, 404, "route not served here");
+		refuse(c, cs, &fc, 404, "route not served here");
 }
 
 static void
@@ -413,6 +458,7 @@ sess_close(void *arg, struct tn_edge_sess *s)
 		send_leave(c, cs->sid, cs->name, cs->rooms[i]);
 		free(cs->rooms[i]);
 	}
+	tn_map_del(&c->sessions, &cs->sid, sizeof(cs->sid));
 	free(cs->name);
 	free(cs);
 	tn_edge_sess_set_data(s, NULL);
@@ -421,28 +467,233 @@ sess_close(void *arg, struct tn_edge_sess *s)
 
 /* ---- pushes from chat servers ---- */
 
-static void
-track_stream(struct tn_connector *c, const struct tn_push_reader *rd)
+static struct stream_in *
+stream_get(struct tn_connector *c, struct tn_str chat_id)
 {
-	struct stream_in *st = tn_map_get(&c->streams, rd->hdr.chat_id.p, rd->hdr.chat_id.len);
+	struct stream_in *st = tn_map_get(&c->streams, chat_id.p, chat_id.len);
 	if (st == NULL) {
 		st = tn_calloc(1, sizeof(*st));
-		st->chat_id = tn_strndup(rd->hdr.chat_id.p, rd->hdr.chat_id.len);
-		tn_map_put(&c->streams, st->chat_id, rd->hdr.chat_id.len, st);
+		st->chat_id = tn_strndup(chat_id.p, chat_id.len);
+		tn_map_put(&c->streams, st->chat_id, chat_id.len, st);
 	}
+	return st;
+}
+
+static void
+deliver_items(struct tn_connector *c, struct stream_in *st, struct tn_push_reader *rd)
+{
+	struct tn_push_item item;
+	char route[256];
+	while (tn_push_reader_next(rd, &item)) {
+		if (item.seq < st->next_seq) {
+			tn_counter_inc(c->push_duplicates); /* already delivered */
+			continue;
+		}
+		st->next_seq = item.seq + 1;
+		tn_counter_inc(c->push_items);
+		size_t rl = item.route.len < sizeof(route) - 1 ? item.route.len : sizeof(route) - 1;
+		memcpy(route, item.route.p, rl);
+		route[rl] = '\0';
+		uint64_t sid;
+		while (tn_u64_iter_next(&item.sids, &sid)) {
+			struct tn_edge_sess *s = tn_edge_sess_find(c->edge, sid);
+			if (s == NULL || tn_edge_sess_data(s) == NULL) {
+				tn_counter_inc(c->push_orphans);
+				continue;
+			}
+			tn_edge_push(s, route, item.body.p, item.body.len);
+			tn_counter_inc(c->deliveries);
+		}
+	}
+}
+
+/* Items of a stream are lost for good: every local session in a room owned by that chat
+ * server may have missed something, so each is told and disconnected (it logs in again
+ * and sees the room as it is now). */
+static void
+kick_rooms_of(struct tn_connector *c, const char *chat_id)
+{
+	struct csess **victims = tn_malloc((c->sessions.count + 1) * sizeof(*victims));
+	size_t n = 0, it = 0;
+	for (struct tn_map_entry *e; (e = tn_map_next(&c->sessions, &it)) != NULL;) {
+		struct csess *cs = e->val;
+		for (int i = 0; !cs->kicked && i < cs->n_rooms; i++) {
+			int chat = chat_for_room(c, cs->rooms[i], strlen(cs->rooms[i]));
+			if (chat >= 0 && strcmp(c->chats[chat].info->id, chat_id) == 0) {
+				victims[n++] = cs;
+				break;
+			}
+		}
+	}
+	/* Kicking changes the session map (on_close), so collect first. */
+	for (size_t i = 0; i < n; i++) {
+		/* Counted by the edge in tern_connector_kicks_total{reason="missed messages"}. */
+		victims[i]->kicked = true;
+		tn_edge_kick(victims[i]->s, "missed messages");
+	}
+	free(victims);
+	if (n)
+		tn_warn("push", "unrecoverable gap: sessions kicked chat=%s sessions=%zu", chat_id, n);
+}
+
+static void fetch_start(struct tn_connector *c, struct stream_in *st, uint64_t from, uint64_t to);
+static void stream_drain_held(struct tn_connector *c, struct stream_in *st);
+
+/* Handles one batch of a stream that is not fetching. Returns false when the batch
+ * revealed a gap: a fetch started and the batch is held (the caller keeps msg). */
+static bool
+stream_process(struct tn_connector *c, struct stream_in *st, struct tn_push_reader *rd)
+{
 	if (st->chat_inc != rd->hdr.chat_inc) {
+		/* A new incarnation of the chat server: its stream to us starts over at 1. */
 		if (st->chat_inc != 0)
 			tn_counter_inc(c->push_resets);
 		tn_info("push", "stream from a new incarnation chat=%s incarnation=%llu", st->chat_id,
 			(unsigned long long)rd->hdr.chat_inc);
 		st->chat_inc = rd->hdr.chat_inc;
-	} else if (rd->n_items > 0 && rd->first_seq != st->next_seq) {
+		st->next_seq = 1;
+	}
+	/* Where this batch starts: its first item, or for a tick the position it announces. */
+	uint64_t pos = rd->n_items ? rd->first_seq : rd->hdr.next_seq;
+	if (pos > st->next_seq) {
 		tn_counter_inc(c->push_gaps);
 		tn_warn("push", "gap in push stream chat=%s expected=%llu got=%llu", st->chat_id,
-			(unsigned long long)st->next_seq, (unsigned long long)rd->first_seq);
+			(unsigned long long)st->next_seq, (unsigned long long)pos);
+		fetch_start(c, st, st->next_seq, pos - 1);
+		return false;
 	}
-	if (rd->n_items > 0)
-		st->next_seq = rd->first_seq + rd->n_items;
+	deliver_items(c, st, rd);
+	return true;
+}
+
+static void
+hold(struct stream_in *st, nng_msg *m)
+{
+	if (st->n_held == st->cap_held) {
+		st->cap_held = st->cap_held ? st->cap_held * 2 : 16;
+		st->held = tn_realloc(st->held, st->cap_held * sizeof(*st->held));
+	}
+	st->held[st->n_held++] = m;
+}
+
+/* Feeds one received batch (takes m). */
+static void
+stream_feed(struct tn_connector *c, struct stream_in *st, nng_msg *m)
+{
+	if (st->fetching) {
+		if (st->n_held >= PUSH_HOLD_MAX) {
+			/* Too far behind to catch up in order: give the fetch up. */
+			tn_warn("push", "too many batches behind a gap chat=%s held=%zu", st->chat_id,
+				st->n_held);
+			st->fetching = false;
+			tn_counter_inc(c->push_unrecoverable);
+			kick_rooms_of(c, st->chat_id);
+			st->next_seq = st->fetch_to + 1;
+			hold(st, m);
+			stream_drain_held(c, st);
+			return;
+		}
+		hold(st, m);
+		return;
+	}
+	struct tn_push_reader rd;
+	if (tn_push_reader_init(&rd, nng_msg_body(m), nng_msg_len(m), NULL) != TN_OK) {
+		nng_msg_free(m);
+		return;
+	}
+	if (stream_process(c, st, &rd))
+		nng_msg_free(m);
+	else
+		hold(st, m);
+}
+
+/* Processes held batches in order until empty or a new gap starts a fetch. */
+static void
+stream_drain_held(struct tn_connector *c, struct stream_in *st)
+{
+	size_t i = 0;
+	while (i < st->n_held && !st->fetching) {
+		nng_msg *m = st->held[i++];
+		struct tn_push_reader rd;
+		if (tn_push_reader_init(&rd, nng_msg_body(m), nng_msg_len(m), NULL) != TN_OK ||
+			stream_process(c, st, &rd)) {
+			nng_msg_free(m);
+			continue;
+		}
+		i--; /* the fetch holds this one again: keep it first */
+		break;
+	}
+	memmove(st->held, st->held + i, (st->n_held - i) * sizeof(*st->held));
+	st->n_held -= i;
+}
+
+struct fetch_call {
+	struct tn_connector *c;
+	char *chat_id;
+	uint64_t chat_inc;
+};
+
+static void
+fetch_done(void *arg, int err, const uint8_t *data, size_t len)
+{
+	struct fetch_call *fk = arg;
+	struct tn_connector *c = fk->c;
+	struct stream_in *st = err == TN_ECLOSED ? NULL
+		: tn_map_get(&c->streams, fk->chat_id, strlen(fk->chat_id));
+	if (st == NULL || !st->fetching || st->chat_inc != fk->chat_inc) {
+		free(fk->chat_id);
+		free(fk);
+		return;
+	}
+	st->fetching = false;
+	struct tn_reply rep;
+	struct tn_push_reader rd;
+	bool ok = err == TN_OK && tn_reply_decode(&rep, data, len, NULL) == TN_OK &&
+		rep.code == TN_OK &&
+		tn_push_reader_init(&rd, rep.body.p, rep.body.len, NULL) == TN_OK &&
+		rd.n_items == st->fetch_to - st->fetch_from + 1 && rd.first_seq == st->fetch_from;
+	if (ok) {
+		deliver_items(c, st, &rd);
+		tn_counter_inc(c->push_recovered);
+		tn_info("push", "gap recovered chat=%s from=%llu to=%llu", st->chat_id,
+			(unsigned long long)st->fetch_from, (unsigned long long)st->fetch_to);
+	} else {
+		tn_counter_inc(c->push_unrecoverable);
+		tn_warn("push", "gap not recoverable chat=%s from=%llu to=%llu err=\"%s\"",
+			st->chat_id, (unsigned long long)st->fetch_from,
+			(unsigned long long)st->fetch_to, tn_strerror(err ? err : TN_ENOENT));
+		kick_rooms_of(c, st->chat_id);
+		st->next_seq = st->fetch_to + 1;
+	}
+	stream_drain_held(c, st);
+	free(fk->chat_id);
+	free(fk);
+}
+
+static void
+fetch_start(struct tn_connector *c, struct stream_in *st, uint64_t from, uint64_t to)
+{
+	int chat = -1;
+	for (int i = 0; i < c->n_chats; i++)
+		if (strcmp(c->chats[i].info->id, st->chat_id) == 0)
+			chat = i;
+	st->fetching = true;
+	st->fetch_from = from;
+	st->fetch_to = to;
+	struct fetch_call *fk = tn_calloc(1, sizeof(*fk));
+	fk->c = c;
+	fk->chat_id = tn_strdup(st->chat_id);
+	fk->chat_inc = st->chat_inc;
+	if (chat < 0) {
+		fetch_done(fk, TN_ENOENT, NULL, 0);
+		return;
+	}
+	struct tn_push_fetch f = {.connector_id = tn_str_of(c->cfg->id), .conn_inc = c->inc,
+		.chat_inc = st->chat_inc, .from_seq = from, .to_seq = to};
+	tn_buf_reset(&c->scratch);
+	tn_push_fetch_encode(&c->scratch, &f);
+	tn_rpc_call(c->chats[chat].rpc, c->scratch.data, c->scratch.len, c->cfg->rpc_timeout_ms,
+		fetch_done, fk);
 }
 
 static void
@@ -462,26 +713,14 @@ deliver_batch(void *arg, bool cancelled)
 		return;
 	}
 	tn_counter_inc(c->push_msgs);
-	track_stream(c, &rd);
-	struct tn_push_item item;
-	char route[256];
-	while (tn_push_reader_next(&rd, &item)) {
-		tn_counter_inc(c->push_items);
-		size_t rl = item.route.len < sizeof(route) - 1 ? item.route.len : sizeof(route) - 1;
-		memcpy(route, item.route.p, rl);
-		route[rl] = '\0';
-		uint64_t sid;
-		while (tn_u64_iter_next(&item.sids, &sid)) {
-			struct tn_edge_sess *s = tn_edge_sess_find(c->edge, sid);
-			if (s == NULL || tn_edge_sess_data(s) == NULL) {
-				tn_counter_inc(c->push_orphans);
-				continue;
-			}
-			tn_edge_push(s, route, item.body.p, item.body.len);
-			tn_counter_inc(c->deliveries);
-		}
+	if (rd.hdr.conn_inc != c->inc) {
+		/* Addressed to an earlier incarnation of this connector (or sent before the chat
+		 * server heard of this one): its sessions are not ours. */
+		tn_counter_inc(c->push_stale);
+		nng_msg_free(m);
+		return;
 	}
-	nng_msg_free(m);
+	stream_feed(c, stream_get(c, rd.hdr.chat_id), m);
 }
 
 static void
@@ -543,6 +782,15 @@ register_metrics(struct tn_connector *c)
 		"push streams that restarted with a new incarnation");
 	tn_metrics_counter(&c->push_bad, "tern_connector_push_malformed_total",
 		"push messages that failed to decode");
+	tn_metrics_counter(&c->push_stale, "tern_connector_push_stale_total",
+		"push messages addressed to another incarnation of this connector");
+	tn_metrics_counter(&c->push_duplicates, "tern_connector_push_duplicates_total",
+		"push items received again after delivery (dropped)");
+	tn_metrics_counter(&c->push_recovered, "tern_connector_push_gaps_recovered_total",
+		"gaps whose items were fetched from the chat server and delivered in order");
+	tn_metrics_counter(&c->push_unrecoverable, "tern_connector_push_gaps_unrecoverable_total",
+		"gaps whose items the chat server no longer held");
+
 	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_connector_rpc_errors_total",
 		"calls to chat servers that failed, by reason", "reason", NULL, 0);
 	c->rpc_timeout = tn_metrics_counter_labels(fam, "timeout");
@@ -582,6 +830,15 @@ tn_connector_new(struct tn_connector **out, const struct tn_config *cfg, struct 
 	c->cfg = cfg;
 	c->topo = topo;
 	tn_map_init(&c->streams);
+	tn_map_init(&c->sessions);
+	c->inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
+	c->abuse = tn_abuse_filter_new(cfg->abuse_words);
+	if (c->abuse) {
+		struct tn_filter af = tn_abuse_filter(c->abuse);
+		tn_filters_add(&c->filters, &af);
+	}
+	struct tn_filter slow = tn_slow_request_filter(&cfg->slow_request_ms);
+	tn_filters_add(&c->filters, &slow);
 	tn_buf_init(&c->scratch);
 	tn_buf_init(&c->json);
 	register_metrics(c);
@@ -645,10 +902,15 @@ tn_connector_free(struct tn_connector *c)
 	size_t it = 0;
 	for (struct tn_map_entry *e; (e = tn_map_next(&c->streams, &it)) != NULL;) {
 		struct stream_in *st = e->val;
+		for (size_t i = 0; i < st->n_held; i++)
+			nng_msg_free(st->held[i]);
+		free(st->held);
 		free(st->chat_id);
 		free(st);
 	}
 	tn_map_fini(&c->streams);
+	tn_map_fini(&c->sessions);
+	tn_abuse_filter_free(c->abuse);
 	tn_buf_fini(&c->scratch);
 	tn_buf_fini(&c->json);
 	tn_topology_free(c->topo);
