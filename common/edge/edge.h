@@ -35,9 +35,10 @@ struct tn_edge_ops {
 	 * owner thread), and never a notify. */
 	void (*on_request)(void *arg, struct tn_edge_sess *s, uint32_t id, int route_tag,
 		json_object *body, const uint8_t *raw, size_t raw_len);
-	/* The session is closing (either side). Called once per session that reached on_open;
-	 * s stays valid until the call returns, and tn_edge_respond/push on it are no-ops from
-	 * here on. */
+	/* The session has ended (either side closed it, or tn_edge_close). Called once per
+	 * session that reached on_open, when its socket is gone, never from inside a tn_edge_*
+	 * call; s stays valid until the call returns. Once a session starts closing (a kick,
+	 * a timeout, bad input), tn_edge_respond/push on it are already no-ops. */
 	void (*on_close)(void *arg, struct tn_edge_sess *s);
 };
 
@@ -52,9 +53,13 @@ struct tn_edge_opts {
 	const char *metrics_prefix; /* "tern_gate" or "tern_connector" */
 };
 
-/* Creates the lws context, binds the first free port of cfg's client port range and
- * registers the edge's metrics. Returns TN_EADDR when no port in the range is free,
- * TN_ECONFIG when max-connections exceeds what the open-file limit allows. Main thread. */
+/* Creates the lws context, binds the first free port of cfg's client port range on
+ * cfg->client_host, mounts cfg->web_root for plain HTTP GETs (gate configurations only)
+ * and registers the edge's metrics (<metrics_prefix>_*, docs/protocol-hardening.md).
+ * opts and its arrays are copied; cfg is borrowed for the edge's life. Returns TN_EADDR
+ * when no port in the range is free, TN_ECONFIG (logged with both numbers) when
+ * max-connections plus the file descriptors the rest of the process needs exceed the
+ * open-file limit, TN_EINVAL for routes a dictionary cannot hold. Main thread. */
 int tn_edge_new(struct tn_edge **out, const struct tn_edge_opts *opts,
 	const struct tn_edge_ops *ops, void *arg);
 
@@ -68,9 +73,11 @@ void tn_edge_run(struct tn_edge *e);
 /* Makes tn_edge_run return soon. Any thread. */
 void tn_edge_stop(struct tn_edge *e);
 
-/* After tn_edge_run has returned: calls on_close for every session still open (so the
- * service releases what it holds and can tell others), closes the sockets, and closes
- * the mailbox: tasks queued or posted from now on run cancelled at once. */
+/* After tn_edge_run has returned (calling thread: the main one): calls on_close for
+ * every session still open (so the service releases what it holds and can tell others),
+ * closes the sockets and the listening port, drops pending tn_edge_timer timers without
+ * running them, and closes the mailbox: tasks queued or posted from now on run cancelled
+ * at once. Idempotent. */
 void tn_edge_close(struct tn_edge *e);
 
 /* Frees everything (closing first if needed). NULL is a no-op. */
@@ -79,7 +86,8 @@ void tn_edge_free(struct tn_edge *e);
 /* Posts tasks to the owner thread. */
 struct tn_exec tn_edge_exec(struct tn_edge *e);
 
-/* Calls fn(arg) on the owner thread after delay_ms (an lws_sul timer). Owner thread. */
+/* Calls fn(arg) on the owner thread after delay_ms (an lws_sul timer). A timer still
+ * pending at tn_edge_close never runs. Owner thread. */
 void tn_edge_timer(struct tn_edge *e, int64_t delay_ms, void (*fn)(void *arg), void *arg);
 
 /* Sessions currently open (handshake done or not). */
@@ -97,12 +105,15 @@ struct tn_edge_sess *tn_edge_sess_find(struct tn_edge *e, uint64_t id);
 void tn_edge_sess_set_data(struct tn_edge_sess *s, void *data);
 void *tn_edge_sess_data(const struct tn_edge_sess *s);
 
-/* The host name the client used to reach this server (the Host header, without the
- * port), or "" when unknown. */
+/* The host name the client used to reach this server: the Host header without the
+ * port, an IPv6 literal with its brackets ("[::1]", so "ws://" + host + ":" + port is a
+ * URL), or "" when absent or not a plausible host name. */
 const char *tn_edge_sess_host(const struct tn_edge_sess *s);
 
 /* Sends a response to request id with a JSON body (len bytes; never empty: "{}" at
- * least). */
+ * least). 4-byte UTF-8 in the body goes out as \u escapes (protocol.md §6.4). A second
+ * response to one id is dropped (and logged): the client would choke on it. A no-op
+ * once the session is closing. */
 void tn_edge_respond(struct tn_edge_sess *s, uint32_t id, const char *json, size_t len);
 
 /* Sends a push on route with a JSON body. Pending packages to one client are coalesced
@@ -110,7 +121,9 @@ void tn_edge_respond(struct tn_edge_sess *s, uint32_t id, const char *json, size
  * is kicked with reason "slow consumer". */
 void tn_edge_push(struct tn_edge_sess *s, const char *route, const char *json, size_t len);
 
-/* Sends a KICK {"reason": reason} and closes the session. */
+/* Sends a KICK {"reason": reason} (NULL: "kick") and closes the session once it is
+ * flushed; counted in <metrics_prefix>_kicks_total{reason} (reasons must come from the
+ * code, never from a client). A no-op once the session is closing. */
 void tn_edge_kick(struct tn_edge_sess *s, const char *reason);
 
 #endif

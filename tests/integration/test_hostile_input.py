@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import resource
-import socket
 import struct
 import time
 
@@ -32,6 +31,7 @@ RATE_PER_S = 50
 RATE_BURST = 100
 RATE_KICK_AFTER = 50
 MAX_PENDING = 64           # requests in flight per session (docs/protocol-hardening.md)
+CLOSE_GRACE_S = 3       # a closing session's time to take its last packages (same)
 
 KINDS = ("gate", "connector")
 SID = {"gate": "gate-server-1", "connector": "connector-server-1"}
@@ -582,14 +582,12 @@ def test_bad_messages_are_dropped(servers, kind):
     with_bystander(servers, kind, scenario)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_duplicate_request_id_is_dropped(servers, kind):
+def test_duplicate_request_id_is_dropped(servers):
     """A request reusing an id that is still outstanding is dropped: answering it would
-    hand the client a second response for one callback. Needs an id held by the service:
+    hand the client a second response for one callback. It needs an id the service holds:
     on the connector a send waits for the chat server while the duplicate arrives in the
-    same frame; on the gate every answer is immediate, so only the connector is checked."""
-    if kind == "gate":
-        pytest.skip("the gate answers within the same frame; no id stays outstanding")
+    same frame (the gate answers everything at once, so no id stays outstanding there)."""
+    kind = "connector"
 
     async def scenario():
         d = Deltas(servers, kind)
@@ -664,6 +662,23 @@ def test_heartbeat_timeout_closes(servers):
         assert code == WS_GOING_AWAY
         assert d.get("closes_total", reason="heartbeat_timeout") == 1
     with_bystander(servers, "connector", scenario)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_other_upgrades_are_dropped(servers, kind):
+    """Only WebSocket upgrades: an h2c upgrade request is dropped and counted."""
+    async def scenario():
+        d = Deltas(servers, kind)
+        host, port = servers.addr(kind)
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert b" 101 " not in data.split(b"\r\n", 1)[0], data
+        writer.close()
+        assert await d.wait_bad("bad_upgrade", 1) == 1
+    with_bystander(servers, kind, scenario)
 
 
 # ---- flooding ----
@@ -884,10 +899,11 @@ def test_max_connections_over_the_open_file_limit_is_refused(tmp_path):
 
 
 def test_slow_consumer_is_kicked(servers):
-    """A client that stops reading while pushes keep coming is cut once more than 1 MiB
-    waits for it: what is queued is dropped and KICK "slow consumer" sent."""
+    """Clients that stop reading while pushes keep coming are cut once more than 1 MiB
+    waits for them: what is queued is dropped and KICK "slow consumer" sent. One reads
+    again at once and gets what was already on its way, the KICK and the close; the other
+    never reads, and its socket is shut down after the 3 s close grace."""
     async def sender(room, name, stop):
-        host, port = servers.addr("connector")
         raw = await raw_session(servers, "connector")
         await raw.send_binary(request(1, pml.ENTER_ROUTE, {"username": name, "rid": room}))
 
@@ -909,31 +925,45 @@ def test_slow_consumer_is_kicked(servers):
         reader.cancel()
         await raw.close()
 
+    async def stuck_client(room):
+        raw = await raw_session(servers, "connector")
+        await raw.send_binary(request(1, pml.ENTER_ROUTE, {"username": unique("stuck"),
+                                                           "rid": room}))
+        assert "users" in await response(raw, 1)
+        return raw
+
     async def scenario():
         d = Deltas(servers, "connector")
         room = unique("slow")
-        stuck = await raw_session(servers, "connector")
-        sock = stuck.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await stuck.send_binary(request(1, pml.ENTER_ROUTE, {"username": unique("stuck"),
-                                                             "rid": room}))
-        assert "users" in await response(stuck, 1)
+        reader, never = await stuck_client(room), await stuck_client(room)
         stop = asyncio.Event()
         senders = [asyncio.get_running_loop().create_task(sender(room, unique("snd"), stop))
                    for _ in range(3)]
-        # The stuck client reads nothing but keeps heartbeating (writes only).
+        # The stuck clients read nothing (asyncio stops taking bytes from the socket once
+        # its own buffer is full) but keep heartbeating, which only writes.
         t0 = last_hb = time.monotonic()
-        while d.get("kicks_total", reason="slow consumer") < 1:
+        while d.get("kicks_total", reason="slow consumer") < 2:
             assert time.monotonic() - t0 < 40, "never kicked"
             if time.monotonic() - last_hb > 1:
-                await stuck.send_binary(pml.HEARTBEAT)
+                for raw in (reader, never):
+                    await raw.send_binary(pml.HEARTBEAT)
                 last_hb = time.monotonic()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
         stop.set()
-        # Reading again (within the 3 s the server grants): what was already on its way,
-        # then the KICK, then the close.
-        seen = await expect_close(stuck, WS_NORMAL, kick="slow consumer", timeout=20)
+        kicked = time.monotonic()
+        # Reading again within the grace: what was on its way, the KICK, the close.
+        seen = await expect_close(reader, WS_NORMAL, kick="slow consumer", timeout=20)
         assert any(t == pml.PKG_DATA for t, _ in seen)
-        await stuck.close()
+        await reader.close()
         await asyncio.gather(*senders)
+        # The other never reads again: its session is over by the end of the grace
+        # whether the KICK still fit into its socket or not (then the socket is shut
+        # down). Only the bystander's session is left.
+        await asyncio.sleep(max(0.0, kicked + CLOSE_GRACE_S + 1 - time.monotonic()))
+        left = servers.counter("connector", servers.metrics("connector"), "ws_sessions")
+        assert left == servers.counter("connector", d.before, "ws_sessions") == 1
+        while await never.recv_frame(timeout=10) is not None:
+            pass
+        never.abort()
+        assert d.get("closes_total", reason="kicked") == 2
     with_bystander(servers, "connector", scenario, timeout=120)
