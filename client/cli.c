@@ -38,6 +38,9 @@ chat_emit_line(struct app *app, const char *text)
 	fflush(stdout);
 }
 
+static void vprint_event(struct app *app, bool always, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void
 vprint_event(struct app *app, bool always, const char *fmt, va_list ap)
 {

@@ -97,7 +97,8 @@ redraw(struct tn_cli_term *t)
 	size_t start = tail_start(t, room > 1 ? room : 1);
 	out_str(t, "\r\x1b[K");
 	out_str(t, t->prompt);
-	out(t, t->line.data + start, t->line.len - start);
+	if (t->line.len > start) /* an empty line may have no buffer yet */
+		out(t, t->line.data + start, t->line.len - start);
 }
 
 static void

@@ -24,6 +24,7 @@ enum opt_type {
 #define ALL_TYPES 0xf
 #define T(x) (1u << (x))
 #define FRONTEND (T(TN_SERVER_GATE) | T(TN_SERVER_CONNECTOR))
+#define NOT_REGISTRY (ALL_TYPES & ~T(TN_SERVER_REGISTRY))
 
 struct opt {
 	const char *name; /* servers.json key and flag stem */
@@ -40,7 +41,7 @@ struct opt {
 };
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", "off", NULL};
-static const char *const dispatch_choices[] = {"hash", "crc32", NULL};
+static const char *const dispatch_choices[] = {"hash", "crc32", "least-loaded", NULL};
 static const char *const room_hash_choices[] = {"rendezvous", "crc32", NULL};
 
 #define OFF(f) offsetof(struct tn_config, f)
@@ -68,11 +69,27 @@ static const struct opt opts[] = {
 		NULL, ALL_TYPES, "admin HTTP port (/metrics, /healthz, /readyz); 0 = off"},
 	{"registry", "--registry", "TERN_REGISTRY", OPT_STR, OFF(registry), 0, "registry:3005", 0, 0,
 		NULL, ALL_TYPES, "registry RPC address host:port; default: the registry entry of servers.json"},
+	{"heartbeatInterval", "--heartbeat-interval", "TERN_HEARTBEAT_INTERVAL", OPT_INT,
+		OFF(heartbeat_interval_ms), 0, "1000", 10, 60000, NULL, NOT_REGISTRY,
+		"interval of heartbeats to the registry (with this server's load), ms; keep it well "
+		"under the registry's evictAfter"},
+	{"evictAfter", "--evict-after", "TERN_EVICT_AFTER", OPT_INT, OFF(evict_after_ms), 0, "5000",
+		50, 600000, NULL, T(TN_SERVER_REGISTRY),
+		"a server silent this long (ms) is evicted; a started registry also stays quiet this "
+		"long while servers re-register"},
+	{"noticePort", "--notice-port", "TERN_NOTICE_PORT", OPT_INT, OFF(notice_port), 0, "0", 0,
+		65535, NULL, T(TN_SERVER_REGISTRY),
+		"port of the membership change notices (nng PUB); 0 = a free port, announced to "
+		"servers when they register"},
 	{"rpcTimeout", "--rpc-timeout", "TERN_RPC_TIMEOUT", OPT_INT, OFF(rpc_timeout_ms), 0, "3000", 10,
 		600000, NULL, ALL_TYPES, "deadline of one internal call, ms"},
 	{"rpcMaxInflight", "--rpc-max-inflight", "TERN_RPC_MAX_INFLIGHT", OPT_INT,
 		OFF(rpc_max_inflight), 0, "1024", 1, 65536, NULL, ALL_TYPES,
 		"calls in flight per target server; more wait in a bounded queue"},
+	{"drainTimeout", "--drain-timeout", "TERN_DRAIN_TIMEOUT", OPT_INT, OFF(drain_timeout_ms), 0,
+		"8000", 100, 600000, NULL, FRONTEND | T(TN_SERVER_CHAT),
+		"on SIGTERM, the most a server takes to drain before it exits, ms (connectors kick "
+		"their clients and leave their rooms); keep it under the stop grace (docker: 10 s)"},
 	{"clientHost", "--client-host", "TERN_CLIENT_HOST", OPT_STR, OFF(client_host), 0, "0.0.0.0", 0, 0,
 		NULL, FRONTEND, "address the client (WebSocket) port binds"},
 	{"clientPort", "--client-port", "TERN_CLIENT_PORT", OPT_RANGE, OFF(client_port_min),
@@ -89,6 +106,10 @@ static const struct opt opts[] = {
 	{"handshakeTimeout", "--handshake-timeout", "TERN_HANDSHAKE_TIMEOUT", OPT_INT,
 		OFF(handshake_timeout_ms), 0, "10000", 100, 600000, NULL, FRONTEND,
 		"a connection not past the handshake ACK by then is closed, ms"},
+	{"idleTimeout", "--idle-timeout", "TERN_IDLE_TIMEOUT", OPT_INT, OFF(idle_timeout_ms), 0,
+		"30000", 0, 86400000, NULL, FRONTEND,
+		"a session that sends nothing for this long is closed, ms; 0 = never; only without "
+		"heartbeats (heartbeat 0, the gate's default): otherwise the heartbeat timeout rules"},
 	{"packageLimit", "--package-limit", "TERN_PACKAGE_LIMIT", OPT_INT, OFF(package_limit), 0, "65536",
 		64, 16777215, NULL, FRONTEND, "largest package body accepted; larger: kick"},
 	{"bodyLimit", "--body-limit", "TERN_BODY_LIMIT", OPT_INT, OFF(body_limit), 0, "16384", 16,
@@ -103,8 +124,10 @@ static const struct opt opts[] = {
 		"50", 1, 1000000, NULL, FRONTEND, "requests refused in a row before the session is kicked"},
 	{"webRoot", "--web-root", "TERN_WEB_ROOT", OPT_STR, OFF(web_root), 0, "web", 0, 0, NULL,
 		T(TN_SERVER_GATE), "directory of the web chat page served on the gate's client port; \"\" = none"},
-	{"dispatch", "--dispatch", "TERN_DISPATCH", OPT_ENUM, OFF(dispatch), 0, "hash", 0, 0,
-		dispatch_choices, T(TN_SERVER_GATE), "connector choice: hash (of the uid) or crc32 (pomelo's abs(crc32(uid)) % n)"},
+	{"dispatch", "--dispatch", "TERN_DISPATCH", OPT_ENUM, OFF(dispatch), 0, "least-loaded", 0, 0,
+		dispatch_choices, T(TN_SERVER_GATE),
+		"connector choice: least-loaded (fewest connections, ties by a hash of the uid), "
+		"hash (of the uid) or crc32 (pomelo's abs(crc32(uid)) % n)"},
 	{"roomHash", "--room-hash", "TERN_ROOM_HASH", OPT_ENUM, OFF(room_hash), 0, "rendezvous", 0, 0,
 		room_hash_choices, T(TN_SERVER_CONNECTOR) | T(TN_SERVER_CHAT),
 		"room owner choice: rendezvous or crc32 (pomelo)"},
@@ -527,6 +550,8 @@ finish(struct tn_config *cfg, char *err, size_t elen)
 	if (frontend && cfg->body_limit > cfg->package_limit)
 		return fail(err, elen, "bodyLimit: %d is larger than packageLimit %d", cfg->body_limit,
 			cfg->package_limit);
+	if (cfg->type == TN_SERVER_REGISTRY && cfg->notice_port == cfg->port)
+		return fail(err, elen, "noticePort: %d is the RPC port too", cfg->notice_port);
 	const char *colon = strrchr(cfg->registry, ':');
 	long rport;
 	if (colon == NULL || colon == cfg->registry || !parse_long(colon + 1, &rport) || rport < 1 ||

@@ -25,6 +25,7 @@ enum tn_server_type {
 enum tn_dispatch {
 	TN_DISPATCH_HASH = 0,         /* hash of the uid over the live connectors */
 	TN_DISPATCH_CRC32 = 1,        /* pomelo's abs(crc32(uid)) % n */
+	TN_DISPATCH_LEAST_LOADED = 2, /* fewest connections; ties by a hash of the uid */
 };
 
 enum tn_room_hash {
@@ -45,8 +46,13 @@ struct tn_config {
 	char *admin_host;
 	int admin_port;       /* 0: no admin HTTP server */
 	char *registry;       /* registry RPC address host:port */
+	int heartbeat_interval_ms; /* between heartbeats to the registry */
+	int evict_after_ms;   /* registry: silence before a server is evicted; also its quiet
+	                       * period after a start */
+	int notice_port;      /* registry: change notices (PUB); 0 = a free port, announced */
 	int rpc_timeout_ms;
 	int rpc_max_inflight;
+	int drain_timeout_ms; /* SIGTERM: most time spent draining before the exit */
 	/* client edge (gate, connector) */
 	char *client_host;    /* address the client port binds */
 	int client_port_min;  /* clientPort: a port or a range "3050-3099" */
@@ -55,6 +61,7 @@ struct tn_config {
 	int max_connections;
 	int heartbeat_s;      /* 0: no heartbeats, no timeout */
 	int handshake_timeout_ms;
+	int idle_timeout_ms;  /* no message for this long closes a session (heartbeat 0 only) */
 	int package_limit;
 	int body_limit;
 	int json_depth;

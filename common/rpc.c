@@ -102,6 +102,9 @@ worker_cb(void *arg)
 	if (w->state == W_SEND && rv != 0)
 		nng_msg_free(nng_aio_get_msg(w->aio));
 	if (rv == NNG_ECLOSED || atomic_load(&w->srv->closing)) {
+		/* A request that arrived as the server closes is dropped, not leaked. */
+		if (w->state == W_RECV && rv == 0)
+			nng_msg_free(nng_aio_get_msg(w->aio));
 		w->state = W_DONE;
 		return;
 	}

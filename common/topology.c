@@ -1,5 +1,6 @@
 #include "topology.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,18 +15,121 @@ tn_topology_new_empty(void)
 	return tn_calloc(1, sizeof(struct tn_topology));
 }
 
+static char *
+dup_or_empty(const char *s)
+{
+	return tn_strdup(s ? s : "");
+}
+
+void
+tn_server_info_copy(struct tn_server_info *dst, const struct tn_server_info *src)
+{
+	*dst = *src;
+	dst->id = dup_or_empty(src->id);
+	dst->host = dup_or_empty(src->host);
+	dst->client_host = dup_or_empty(src->client_host);
+	dst->bind_host = dup_or_empty(src->bind_host);
+	dst->client_bind_host = dup_or_empty(src->client_bind_host);
+	dst->admin_host = dup_or_empty(src->admin_host);
+	dst->version = dup_or_empty(src->version);
+	dst->seed = tn_hash_server_seed(dst->id);
+}
+
+void
+tn_server_info_fini(struct tn_server_info *s)
+{
+	free(s->id);
+	free(s->host);
+	free(s->client_host);
+	free(s->bind_host);
+	free(s->client_bind_host);
+	free(s->admin_host);
+	free(s->version);
+	memset(s, 0, sizeof(*s));
+}
+
 void
 tn_topology_free(struct tn_topology *t)
 {
 	if (t == NULL)
 		return;
-	for (size_t i = 0; i < t->n; i++) {
-		free(t->servers[i].id);
-		free(t->servers[i].host);
-		free(t->servers[i].client_host);
-	}
+	for (size_t i = 0; i < t->n; i++)
+		tn_server_info_fini(&t->servers[i]);
 	free(t->servers);
 	free(t);
+}
+
+void
+tn_topology_add(struct tn_topology *t, const struct tn_server_info *s)
+{
+	t->servers = tn_realloc(t->servers, (t->n + 1) * sizeof(*t->servers));
+	tn_server_info_copy(&t->servers[t->n++], s);
+}
+
+struct tn_topology *
+tn_topology_copy(const struct tn_topology *t)
+{
+	struct tn_topology *c = tn_topology_new_empty();
+	c->version = t->version;
+	c->registry_inc = t->registry_inc;
+	c->servers = tn_calloc(t->n ? t->n : 1, sizeof(*c->servers));
+	for (size_t i = 0; i < t->n; i++)
+		tn_server_info_copy(&c->servers[i], &t->servers[i]);
+	c->n = t->n;
+	return c;
+}
+
+int
+tn_server_id_cmp(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+			/* Compare the runs as numbers: skip leading zeros, then the longer run
+			 * is larger, then the first differing digit decides. */
+			while (*a == '0' && isdigit((unsigned char)a[1]))
+				a++;
+			while (*b == '0' && isdigit((unsigned char)b[1]))
+				b++;
+			size_t la = 0, lb = 0;
+			while (isdigit((unsigned char)a[la]))
+				la++;
+			while (isdigit((unsigned char)b[lb]))
+				lb++;
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			int c = memcmp(a, b, la);
+			if (c)
+				return c < 0 ? -1 : 1;
+			a += la;
+			b += lb;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	/* The one that ran out first is smaller ("x01" and "x1" are equal here). */
+	if (*a || *b)
+		return *a ? 1 : -1;
+	return 0;
+}
+
+static int
+server_order(const void *pa, const void *pb)
+{
+	const struct tn_server_info *a = pa, *b = pb;
+	if (a->type != b->type)
+		return a->type < b->type ? -1 : 1;
+	int c = tn_server_id_cmp(a->id, b->id);
+	return c ? c : strcmp(a->id, b->id);
+}
+
+void
+tn_topology_sort(struct tn_topology *t)
+{
+	if (t->n > 1)
+		qsort(t->servers, t->n, sizeof(*t->servers), server_order);
 }
 
 static int
@@ -45,21 +149,21 @@ add_entry(struct tn_topology *t, json_object *e, enum tn_server_type type)
 	const char *id = tn_json_get_str(e, "id", NULL);
 	if (id == NULL)
 		return;
-	t->servers = tn_realloc(t->servers, (t->n + 1) * sizeof(*t->servers));
-	struct tn_server_info *s = &t->servers[t->n++];
-	memset(s, 0, sizeof(*s));
-	s->id = tn_strdup(id);
-	s->type = type;
+	const char *bind = tn_json_get_str(e, "host", NULL);
 	const char *host = tn_json_get_str(e, "advertiseHost", NULL);
-	if (host == NULL)
-		host = tn_json_get_str(e, "host", NULL);
-	s->host = tn_strdup(host ? host : "127.0.0.1");
-	const char *ch = tn_json_get_str(e, "publicHost", NULL);
-	s->client_host = tn_strdup(ch ? ch : "");
-	s->port = int_field(e, "port", 0);
-	s->client_port = int_field(e, "clientPort", 0);
-	s->admin_port = int_field(e, "adminPort", 0);
-	s->seed = tn_hash_server_seed(s->id);
+	struct tn_server_info s = {
+		.id = (char *)id,
+		.type = type,
+		.host = (char *)(host ? host : bind ? bind : "127.0.0.1"),
+		.port = int_field(e, "port", 0),
+		.client_host = (char *)tn_json_get_str(e, "publicHost", NULL),
+		.client_port = int_field(e, "clientPort", 0),
+		.admin_port = int_field(e, "adminPort", 0),
+		.bind_host = (char *)bind,
+		.client_bind_host = (char *)tn_json_get_str(e, "clientHost", NULL),
+		.admin_host = (char *)tn_json_get_str(e, "adminHost", NULL),
+	};
+	tn_topology_add(t, &s);
 }
 
 int
@@ -114,6 +218,28 @@ tn_topology_find(const struct tn_topology *t, const char *id)
 		if (strcmp(t->servers[i].id, id) == 0)
 			return &t->servers[i];
 	return NULL;
+}
+
+bool
+tn_server_info_same(const struct tn_server_info *a, const struct tn_server_info *b)
+{
+	if (a->type != b->type || strcmp(a->id, b->id) != 0 || strcmp(a->host, b->host) != 0 ||
+		a->port != b->port || strcmp(a->client_host, b->client_host) != 0 ||
+		a->client_port != b->client_port)
+		return false;
+	return a->incarnation == 0 || b->incarnation == 0 || a->incarnation == b->incarnation;
+}
+
+size_t
+tn_topology_missing(const struct tn_topology *a, const struct tn_topology *b)
+{
+	size_t missing = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct tn_server_info *o = tn_topology_find(b, a->servers[i].id);
+		if (o == NULL || !tn_server_info_same(&a->servers[i], o))
+			missing++;
+	}
+	return missing;
 }
 
 const struct tn_server_info *

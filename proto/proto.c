@@ -32,6 +32,13 @@ kind_name(uint64_t kind)
 	case TN_KIND_CHAT_SEND: return "chat.send";
 	case TN_KIND_PUSH: return "push";
 	case TN_KIND_PUSH_FETCH: return "push.fetch";
+	case TN_KIND_REG_REGISTER: return "registry.register";
+	case TN_KIND_REG_HEARTBEAT: return "registry.heartbeat";
+	case TN_KIND_REG_LEAVE: return "registry.leave";
+	case TN_KIND_REG_SNAPSHOT_REQ: return "registry.snapshot-request";
+	case TN_KIND_REG_ACK: return "registry.ack";
+	case TN_KIND_REG_SNAPSHOT: return "registry.snapshot";
+	case TN_KIND_REG_NOTICE: return "registry.notice";
 	default: return NULL;
 	}
 }

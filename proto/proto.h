@@ -14,11 +14,12 @@
  * strings are VIEWS into the received buffer (struct tn_str): they stay valid only while
  * that buffer does, so callers copy what they keep.
  *
- * The kinds live in reply.h (TN_KIND_REPLY), chat.h (TN_KIND_CHAT_*) and push.h
- * (TN_KIND_PUSH). This header holds what they share. Adding a kind: give it a value in
- * its area's range below, name it in tn_kind_name (proto.c), and write its struct, key
- * enum, field table and encode/decode on top of wire.h as reply.c does; add a sample to
- * proto_testutil.h so the tests and the fuzzer cover it. */
+ * The kinds live in reply.h (TN_KIND_REPLY), chat.h (TN_KIND_CHAT_*), push.h
+ * (TN_KIND_PUSH*) and registry.h (TN_KIND_REG_*). This header holds what they share.
+ * Adding a kind: give it a value in its area's range below, name it in tn_kind_name
+ * (proto.c), and write its struct, key enum, field table and encode/decode on top of
+ * wire.h as reply.c does; add a sample to proto_testutil.h so the tests and the fuzzer
+ * cover it. */
 #ifndef TN_PROTO_H
 #define TN_PROTO_H
 
@@ -41,6 +42,13 @@ enum tn_kind {
 	TN_KIND_CHAT_SEND = 18,  /* connector -> chat: a session sends a chat message */
 	TN_KIND_PUSH = 32,       /* chat -> connector: a batch of pushes (push.h) */
 	TN_KIND_PUSH_FETCH = 33, /* connector -> chat: resend a range of a stream (push.h) */
+	TN_KIND_REG_REGISTER = 48,     /* server -> registry: join (registry.h) */
+	TN_KIND_REG_HEARTBEAT = 49,    /* server -> registry: still alive, with its load */
+	TN_KIND_REG_LEAVE = 50,        /* server -> registry: leaving (shutdown) */
+	TN_KIND_REG_SNAPSHOT_REQ = 51, /* anyone -> registry: send the full membership */
+	TN_KIND_REG_ACK = 52,          /* registry -> server: the answer to the above */
+	TN_KIND_REG_SNAPSHOT = 53,     /* registry -> server: the full membership */
+	TN_KIND_REG_NOTICE = 54,       /* registry -> all (pub/sub): membership changed */
 };
 
 /* A view of bytes owned by someone else: a string (not NUL-terminated) or a byte string.

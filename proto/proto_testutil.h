@@ -14,6 +14,7 @@
 #include "err.h"
 #include "proto.h"
 #include "push.h"
+#include "registry.h"
 #include "reply.h"
 
 /* U+1F600 as CESU-8 (two 3-byte surrogates), how the pomelo client sends it. */
@@ -22,7 +23,8 @@
 /* Every kind a checker can decode. */
 static const enum tn_kind tn_test_kinds[] = {
 	TN_KIND_REPLY, TN_KIND_CHAT_ENTER, TN_KIND_CHAT_LEAVE, TN_KIND_CHAT_SEND, TN_KIND_PUSH,
-	TN_KIND_PUSH_FETCH,
+	TN_KIND_PUSH_FETCH, TN_KIND_REG_REGISTER, TN_KIND_REG_HEARTBEAT, TN_KIND_REG_LEAVE,
+	TN_KIND_REG_SNAPSHOT_REQ, TN_KIND_REG_ACK, TN_KIND_REG_SNAPSHOT, TN_KIND_REG_NOTICE,
 };
 #define TN_TEST_N_KINDS (sizeof(tn_test_kinds) / sizeof(tn_test_kinds[0]))
 
@@ -191,6 +193,8 @@ tn_test_check_push(const void *data, size_t len, const struct tn_proto_limits *l
 	return TN_OK;
 }
 
+#include "registry_testutil.h"
+
 /* Decodes data[0..len) as kind with lim (NULL: defaults) and checks it as described at
  * the top. Returns the decoder's result. */
 static inline int
@@ -202,6 +206,13 @@ tn_test_check(enum tn_kind kind, const void *data, size_t len, const struct tn_p
 	case TN_KIND_REPLY: rv = tn_test_check_reply(data, len, lim, &sum); break;
 	case TN_KIND_PUSH: rv = tn_test_check_push(data, len, lim, &sum); break;
 	case TN_KIND_PUSH_FETCH: rv = tn_test_check_fetch(data, len, lim, &sum); break;
+	case TN_KIND_REG_REGISTER:
+	case TN_KIND_REG_HEARTBEAT:
+	case TN_KIND_REG_LEAVE:
+	case TN_KIND_REG_SNAPSHOT_REQ:
+	case TN_KIND_REG_ACK:
+	case TN_KIND_REG_SNAPSHOT:
+	case TN_KIND_REG_NOTICE: rv = tn_test_check_registry(kind, data, len, lim, &sum); break;
 	default: rv = tn_test_check_chat(kind, data, len, lim, &sum); break;
 	}
 	/* Keeps the reads of the views from being optimised away. */
@@ -220,12 +231,13 @@ enum {
 	TN_SAMPLE_SEND,
 	TN_SAMPLE_PUSH,
 	TN_SAMPLE_PUSH_EMPTY,
-	TN_SAMPLE_COUNT,
+	TN_SAMPLE_REG_FIRST, /* then the TN_REG_SAMPLE_* of registry_testutil.h, in order */
+	TN_SAMPLE_COUNT = TN_SAMPLE_REG_FIRST + TN_REG_SAMPLE_COUNT,
 };
 
 static const char *const tn_sample_names[TN_SAMPLE_COUNT] = {
 	"reply-min", "reply-full", "reply-empty-users", "chat-enter", "chat-leave",
-	"chat-send", "push", "push-empty",
+	"chat-send", "push", "push-empty", TN_REG_SAMPLE_NAMES,
 };
 
 static inline struct tn_chat_req
@@ -301,7 +313,10 @@ tn_test_sample(struct tn_buf *out, int which)
 	case TN_SAMPLE_SEND: tn_chat_req_encode(out, TN_KIND_CHAT_SEND, &req); return TN_KIND_CHAT_SEND;
 	case TN_SAMPLE_PUSH: tn_test_sample_push(out, false); return TN_KIND_PUSH;
 	case TN_SAMPLE_PUSH_EMPTY: tn_test_sample_push(out, true); return TN_KIND_PUSH;
-	default: abort();
+	default:
+		if (which >= TN_SAMPLE_REG_FIRST && which < TN_SAMPLE_COUNT)
+			return tn_test_sample_registry(out, which - TN_SAMPLE_REG_FIRST);
+		abort();
 	}
 	tn_reply_encode(out, &reply);
 	return TN_KIND_REPLY;

@@ -14,6 +14,7 @@ PACKAGES=(
 	# test harness and tools the tests drive
 	python3 python3-pytest python3-websockets python3-msgpack
 	curl procps iproute2 tmux
+	gnuplot-nox # benchmark plots (bench/run.py)
 	# browser tests
 	chromium chromium-driver python3-selenium
 )

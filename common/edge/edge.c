@@ -1,6 +1,8 @@
 /* The edge itself: the lws context and its one listening vhost, the connection limit, the
- * service loop and its mailbox, timers, and shutdown. Sessions are in edge_sess.c. */
+ * service loop and its mailbox, timers, the drain, and shutdown. Sessions are in
+ * edge_sess.c. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -76,6 +79,8 @@ conn_destroyed(struct tn_edge *e, struct lws *wsi)
 static int
 conn_filter(struct tn_edge *e)
 {
+	if (e->draining)
+		return 1; /* only if the listener could not be closed */
 	if (e->live < (size_t)e->cfg->max_connections)
 		return 0;
 	tn_counter_inc(e->m.refused);
@@ -91,6 +96,8 @@ conn_filter(struct tn_edge *e)
 	}
 	return 1;
 }
+
+static void drain_check(struct tn_edge *e);
 
 /* ---- the one lws protocol ---- */
 
@@ -117,7 +124,8 @@ edge_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		tn_debug("edge", "upgrade refused to=%s", in ? (const char *)in : "(none)");
 		return -1;
 	case LWS_CALLBACK_ESTABLISHED:
-		if (slot == NULL || e->closed)
+		/* An upgrade that completes during a drain would only be kicked at once. */
+		if (slot == NULL || e->closed || e->draining)
 			return -1;
 		return edge_sess_open(e, wsi, slot);
 	case LWS_CALLBACK_RECEIVE: return s ? edge_sess_receive(s, in, len) : -1;
@@ -131,6 +139,7 @@ edge_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		if (s) {
 			*slot = NULL;
 			edge_sess_closed(s);
+			drain_check(e);
 		}
 		return 0;
 	default: break;
@@ -196,6 +205,9 @@ pml_config_init(struct tn_edge *e)
 	/* Only a backstop: the edge answers 429 at TN_EDGE_MAX_PENDING already. */
 	e->pml.max_inflight = 2 * TN_EDGE_MAX_PENDING;
 	edge_sess_cbs_init(&e->pml_cbs);
+	/* Heartbeats are the liveness check where there are any; the idle timeout stands in
+	 * for them on servers without (the gate). */
+	e->idle_ms = cfg->heartbeat_s == 0 ? cfg->idle_timeout_ms : 0;
 }
 
 /* The web root as an absolute path, or NULL (with a warning when one was configured but
@@ -251,6 +263,61 @@ bind_iface(const char *host, char *buf, size_t cap, bool *ipv4_only)
 	return buf;
 }
 
+/* True when fd is a listening TCP socket bound to port. */
+static bool
+fd_listens_on(int fd, int port)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 || !on)
+		return false;
+	struct sockaddr_storage a;
+	len = sizeof(a);
+	if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+		return false;
+	if (a.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&a)->sin_port) == port;
+	if (a.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&a)->sin6_port) == port;
+	return false;
+}
+
+/* Finds the listening sockets lws opened for the client port, so that a drain can close
+ * them: lws 4.1 has no working call for that (lws_context_deprecate reads the listener
+ * after freeing it), but closing the listener's wsi is an ordinary close. */
+static void
+listen_fds_find(struct tn_edge *e)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL) {
+		tn_warn("edge", "cannot list open files; a drain will refuse new connections "
+		                "instead of closing the port");
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d)) != NULL;) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || end == de->d_name || fd < 0 || fd > INT_MAX)
+			continue;
+		if (e->n_listen_fds < TN_EDGE_MAX_LISTEN && fd_listens_on((int)fd, e->port) &&
+		        wsi_from_fd(e->ctx, (int)fd) != NULL)
+			e->listen_fds[e->n_listen_fds++] = (int)fd;
+	}
+	closedir(d);
+}
+
+/* Closes the client port's listening sockets: connecting is refused from now on. */
+static void
+listen_close(struct tn_edge *e)
+{
+	for (int i = 0; i < e->n_listen_fds; i++) {
+		struct lws *wsi = wsi_from_fd(e->ctx, e->listen_fds[i]);
+		if (wsi)
+			lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+	}
+	e->n_listen_fds = 0;
+}
+
 /* Creates the context and binds the first free port of the configured range. */
 static int
 edge_listen(struct tn_edge *e)
@@ -286,6 +353,7 @@ edge_listen(struct tn_edge *e)
 		lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_line);
 		if (vh != NULL) {
 			e->port = lws_get_vhost_port(vh);
+			listen_fds_find(e);
 			return TN_OK;
 		}
 		tn_debug("edge", "port not available host=%s port=%d", cfg->client_host, port);
@@ -346,9 +414,11 @@ tn_edge_new(struct tn_edge **out, const struct tn_edge_opts *opts, const struct 
 		return rv;
 	}
 	e->wake_ctx = e->ctx;
-	tn_info("edge", "listening host=%s port=%d max_connections=%d heartbeat_s=%d web_root=%s",
+	tn_info("edge",
+	        "listening host=%s port=%d max_connections=%d heartbeat_s=%d idle_timeout_ms=%lld "
+	        "web_root=%s",
 	        cfg->client_host, e->port, cfg->max_connections, cfg->heartbeat_s,
-	        e->web_root ? e->web_root : "(none)");
+	        (long long)e->idle_ms, e->web_root ? e->web_root : "(none)");
 	*out = e;
 	return TN_OK;
 }
@@ -440,6 +510,84 @@ tn_edge_sess_find(struct tn_edge *e, uint64_t id)
 	return tn_map_get(&e->sessions, &id, sizeof(id));
 }
 
+/* ---- drain ---- */
+
+/* Every session, copied out so that callbacks may change the map meanwhile. */
+static struct tn_edge_sess **sessions_snapshot(struct tn_edge *e, size_t *n);
+
+/* The drain ends: every session has gone, or the deadline passed (the sessions left are
+ * dropped first, so the service hears of each before done). */
+static void
+drain_fire(lws_sorted_usec_list_t *sul)
+{
+	struct tn_edge *e = lws_container_of(sul, struct tn_edge, drain_sul);
+	if (e->drain_fired)
+		return;
+	e->drain_fired = true;
+	size_t n = 0;
+	struct tn_edge_sess **all = sessions_snapshot(e, &n);
+	for (size_t i = 0; i < n; i++)
+		edge_sess_drop(all[i]);
+	free(all);
+	if (n > 0)
+		tn_warn("edge", "drain deadline passed, sessions dropped sessions=%zu", n);
+	else
+		tn_info("edge", "drained: every session has closed");
+	if (e->drain_done)
+		e->drain_done(e->drain_arg);
+	else
+		tn_edge_stop(e);
+}
+
+/* After a session has gone: the last one ends the drain at once. */
+static void
+drain_check(struct tn_edge *e)
+{
+	if (e->draining && !e->drain_fired && e->sessions.count == 0 && !e->closed)
+		lws_sul_schedule(e->ctx, 0, &e->drain_sul, drain_fire, 0);
+}
+
+struct drain_req {
+	struct tn_edge *e;
+	int64_t deadline_ms;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void
+drain_begin(void *arg, bool cancelled)
+{
+	struct drain_req *r = arg;
+	struct tn_edge *e = r->e;
+	if (cancelled || e->draining || e->closed) {
+		free(r);
+		return;
+	}
+	e->draining = true;
+	e->drain_done = r->done;
+	e->drain_arg = r->arg;
+	int64_t delay_ms = r->deadline_ms - tn_now_ms();
+	free(r);
+	listen_close(e);
+	size_t n = 0;
+	struct tn_edge_sess **all = sessions_snapshot(e, &n);
+	for (size_t i = 0; i < n; i++)
+		edge_sess_drain(all[i]);
+	free(all);
+	tn_info("edge", "draining: listener closed, sessions kicked sessions=%zu deadline_ms=%lld",
+	        n, (long long)(delay_ms > 0 ? delay_ms : 0));
+	lws_sul_schedule(
+	        e->ctx, 0, &e->drain_sul, drain_fire, n > 0 && delay_ms > 0 ? delay_ms * 1000 : 0);
+}
+
+void
+tn_edge_drain(struct tn_edge *e, int64_t deadline_ms, void (*done)(void *arg), void *arg)
+{
+	struct drain_req *r = tn_calloc(1, sizeof(*r));
+	*r = (struct drain_req){.e = e, .deadline_ms = deadline_ms, .done = done, .arg = arg};
+	tn_mailbox_post(e->mb, drain_begin, r);
+}
+
 /* ---- shutdown ---- */
 
 static void
@@ -453,7 +601,6 @@ timers_cancel(struct tn_edge *e)
 	}
 }
 
-/* Every session, copied out so that callbacks may change the map meanwhile. */
 static struct tn_edge_sess **
 sessions_snapshot(struct tn_edge *e, size_t *n)
 {
@@ -482,6 +629,7 @@ tn_edge_close(struct tn_edge *e)
 	pthread_mutex_unlock(&e->wake_mu);
 	if (e->ctx) {
 		edge_deadline_stop(e);
+		lws_sul_cancel(&e->drain_sul);
 		timers_cancel(e);
 		/* Closes every socket; lws reports each WebSocket closed (freeing it). */
 		lws_context_destroy(e->ctx);

@@ -35,10 +35,11 @@ struct tn_edge_ops {
 	 * owner thread), and never a notify. */
 	void (*on_request)(void *arg, struct tn_edge_sess *s, uint32_t id, int route_tag,
 		json_object *body, const uint8_t *raw, size_t raw_len);
-	/* The session has ended (either side closed it, or tn_edge_close). Called once per
-	 * session that reached on_open, when its socket is gone, never from inside a tn_edge_*
-	 * call; s stays valid until the call returns. Once a session starts closing (a kick,
-	 * a timeout, bad input), tn_edge_respond/push on it are already no-ops. */
+	/* The session has ended (either side closed it, a drain's deadline dropped it, or
+	 * tn_edge_close). Called once per session that reached on_open, when its socket is
+	 * gone or going, never from inside a tn_edge_* call; s stays valid until the call
+	 * returns. Once a session starts closing (a kick, a timeout, bad input),
+	 * tn_edge_respond/push on it are already no-ops. */
 	void (*on_close)(void *arg, struct tn_edge_sess *s);
 };
 
@@ -56,6 +57,8 @@ struct tn_edge_opts {
 /* Creates the lws context, binds the first free port of cfg's client port range on
  * cfg->client_host, mounts cfg->web_root for plain HTTP GETs (gate configurations only)
  * and registers the edge's metrics (<metrics_prefix>_*, docs/protocol-hardening.md).
+ * Sessions are closed after cfg->idle_timeout_ms without a package from the client when
+ * cfg->heartbeat_s is 0 (with heartbeats, the heartbeat timeout does that job).
  * opts and its arrays are copied; cfg is borrowed for the edge's life. Returns TN_EADDR
  * when no port in the range is free, TN_ECONFIG (logged with both numbers) when
  * max-connections plus the file descriptors the rest of the process needs exceed the
@@ -82,6 +85,17 @@ void tn_edge_close(struct tn_edge *e);
 
 /* Frees everything (closing first if needed). NULL is a no-op. */
 void tn_edge_free(struct tn_edge *e);
+
+/* Drains the edge for a graceful shutdown (SIGTERM), on the owner thread: closes the
+ * listening socket (new connections are refused from then on), kicks every session with
+ * "server shutting down" (counted in <metrics_prefix>_kicks_total) and lets the kicks
+ * flush while the clients close. Once every session has gone, or at deadline_ms
+ * (tn_now_ms clock), done(arg) runs on the owner thread; at the deadline the sessions
+ * still open are dropped first: on_close is called for each and its socket is shut
+ * down. done == NULL stops the service loop (tn_edge_stop) instead. Meanwhile the loop
+ * serves as usual (on_close, tasks, timers); nothing happens after tn_edge_close, and a
+ * second drain is ignored. Any thread. */
+void tn_edge_drain(struct tn_edge *e, int64_t deadline_ms, void (*done)(void *arg), void *arg);
 
 /* Posts tasks to the owner thread. */
 struct tn_exec tn_edge_exec(struct tn_edge *e);

@@ -1,11 +1,13 @@
-/* Handshake, heartbeat and close-grace deadlines of every session on one lws timer.
+/* Handshake, heartbeat (or idle) and close-grace deadlines of every session on one lws
+ * timer.
  *
  * A timer per session would cost an ordered insert into lws's timer list (a walk over
  * every other session's timer) on every client heartbeat. Instead each session sits on
  * one of three lists, kept in deadline order for free: every deadline is "an event +
- * a constant" (start + handshake timeout, last heartbeat + heartbeat timeout, start of
- * the close + grace), so a session whose deadline moves goes to the tail. One timer (the
- * edge's tick) is set for the earliest head. */
+ * a constant" (start + handshake timeout; last heartbeat + heartbeat timeout, or on a
+ * server without heartbeats last package + idle timeout; start of the close + grace), so
+ * a session whose deadline moves goes to the tail. One timer (the edge's tick) is set for
+ * the earliest head. */
 #include "clock.h"
 #include "edge_internal.h"
 
@@ -69,8 +71,12 @@ edge_deadline_update(struct tn_edge_sess *s)
 	if (s->closing) {
 		l = &e->close_list;
 		d = s->wsi && !e->closed ? s->close_at : TN_PML_NO_DEADLINE;
+	} else if (tn_pml_conn_state(&s->conn) == TN_PML_CONN_WORKING) {
+		/* idle_ms is only set without heartbeats, so one kind of deadline fills hb_list. */
+		l = &e->hb_list;
+		d = e->idle_ms > 0 ? s->last_rx_ms + e->idle_ms : tn_pml_conn_deadline(&s->conn);
 	} else {
-		l = tn_pml_conn_state(&s->conn) == TN_PML_CONN_WORKING ? &e->hb_list : &e->hs_list;
+		l = &e->hs_list;
 		d = tn_pml_conn_deadline(&s->conn);
 	}
 	if (d == TN_PML_NO_DEADLINE) {

@@ -1,10 +1,12 @@
 /* Private to common/edge: the structures shared by the edge's files and the helpers they
  * call each other through. Nothing here is part of the edge's API (edge.h).
  *
- *   edge.c          context, listening port, service loop, mailbox, timers, shutdown
+ *   edge.c          context, listening port, service loop, mailbox, timers, drain,
+ *                   shutdown
  *   edge_sess.c     one WebSocket session: reassembly, pomelo state machine, checks,
  *                   rate limit, outbound queue, close
- *   edge_deadline.c handshake and heartbeat deadlines of every session on one lws timer
+ *   edge_deadline.c handshake, heartbeat (or idle) and close deadlines of every session
+ *                   on one lws timer
  *   edge_metrics.c  the counters of docs/protocol-hardening.md
  *   edge_text.c     pure helpers: Host header, 4-byte UTF-8 to \u escapes
  *
@@ -28,8 +30,8 @@
 #include "metrics.h"
 #include "pomelo.h"
 
-/* Queued outbound bytes per session before it counts as a slow consumer (the pml
- * out_limit): about 1000 chat pushes of ordinary size. */
+/* The kick reason of a drain (tn_edge_drain). */
+#define TN_EDGE_KICK_SHUTDOWN "server shutting down"
 /* Most bytes handed to one lws_write; packages are never split, so a single larger
  * package still goes out whole in its own frame. */
 #define TN_EDGE_FRAME_MAX (64u * 1024u)
@@ -42,6 +44,8 @@
 /* File descriptors kept for the rest of the process (nng sockets, the admin port, logs,
  * libraries) when max-connections is checked against RLIMIT_NOFILE. */
 #define TN_EDGE_FD_RESERVE 64
+/* Listening sockets of the client port (one per address family at most). */
+#define TN_EDGE_MAX_LISTEN 4
 /* Extra slots in lws's fd table beyond max-connections: the listening socket, the
  * cancel pipe, and room to accept() a connection in order to refuse it. */
 #define TN_EDGE_FD_SLACK 16
@@ -83,8 +87,9 @@ enum edge_close {
 	EDGE_CLOSE_HANDSHAKE_REFUSED = 4, /* handshake answered 500 */
 	EDGE_CLOSE_HANDSHAKE_TIMEOUT = 5,
 	EDGE_CLOSE_HEARTBEAT_TIMEOUT = 6,
-	EDGE_CLOSE_SHUTDOWN = 7, /* tn_edge_close */
-	EDGE_CLOSE_COUNT_ = 8,
+	EDGE_CLOSE_SHUTDOWN = 7,     /* tn_edge_close */
+	EDGE_CLOSE_IDLE_TIMEOUT = 8, /* nothing from the client for idleTimeout (no heartbeats) */
+	EDGE_CLOSE_COUNT_ = 9,
 };
 
 #define EDGE_KICK_CACHE 16
@@ -140,7 +145,8 @@ struct tn_edge_sess {
 	struct edge_dlist *dl;
 	struct tn_edge_sess *dl_prev, *dl_next;
 	int64_t deadline;
-	int64_t close_at; /* when a closing session is dropped even if unflushed */
+	int64_t close_at;   /* when a closing session is dropped even if unflushed */
+	int64_t last_rx_ms; /* the client's last package (the idle timeout counts from it) */
 
 	/* Token bucket, in thousandths of a request. */
 	int64_t tokens_milli;
@@ -181,12 +187,23 @@ struct tn_edge {
 	char *web_root;
 	char iface[INET6_ADDRSTRLEN + 64]; /* the bind address as lws wants it */
 	int port;
+	int listen_fds[TN_EDGE_MAX_LISTEN]; /* the port's listening sockets (lws owns them) */
+	int n_listen_fds;
 
 	struct tn_mailbox *mb;
 	pthread_mutex_t wake_mu;
 	struct lws_context *wake_ctx; /* NULL once the context is going away */
 	atomic_bool stop;
 	bool closed;
+
+	int64_t idle_ms; /* idleTimeout when there are no heartbeats, else 0 */
+
+	/* tn_edge_drain */
+	bool draining;    /* the listener is closed and every session kicked */
+	bool drain_fired; /* done has run (or is about to) */
+	void (*drain_done)(void *arg);
+	void *drain_arg;
+	lws_sorted_usec_list_t drain_sul; /* the deadline, or at once when the last one left */
 
 	struct tn_map sessions; /* id -> struct tn_edge_sess */
 	size_t live;            /* TCP connections counted against max-connections */
@@ -209,17 +226,23 @@ int edge_sess_writeable(struct tn_edge_sess *s);
 void edge_sess_closed(struct tn_edge_sess *s);
 /* tn_edge_close: tells the service (on_close), stops all output. */
 void edge_sess_shutdown(struct tn_edge_sess *s);
+/* tn_edge_drain: kicks the session with "server shutting down" (logged at debug only: a
+ * drain kicks everyone). */
+void edge_sess_drain(struct tn_edge_sess *s);
+/* A drain's deadline passed with the session still open: tells the service (on_close)
+ * and shuts its socket down, so that lws closes it at once. */
+void edge_sess_drop(struct tn_edge_sess *s);
 /* Frees a session lws never reported closed (after the context is gone). */
 void edge_sess_free(struct tn_edge_sess *s);
 /* The pml callbacks, installed in e->pml_cbs. */
 void edge_sess_cbs_init(struct tn_pml_conn_cbs *cbs);
-/* A deadline of this session passed (called by edge_deadline.c): its handshake or
- * heartbeat deadline, or for a closing session the end of its grace. */
+/* A deadline of this session passed (called by edge_deadline.c): its handshake,
+ * heartbeat or idle deadline, or for a closing session the end of its grace. */
 void edge_sess_timeout(struct tn_edge_sess *s, int64_t now_ms);
 
 /* edge_deadline.c */
-/* Re-files s after its deadline may have changed: the pml deadline (feed), or the close
- * grace once it is closing. */
+/* Re-files s after its deadline may have changed: the pml deadline (feed) or the idle
+ * deadline (servers without heartbeats), or the close grace once it is closing. */
 void edge_deadline_update(struct tn_edge_sess *s);
 /* Takes s off its list (session going away). */
 void edge_deadline_remove(struct tn_edge_sess *s);

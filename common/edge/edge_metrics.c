@@ -39,10 +39,12 @@ static const char *const close_names[EDGE_CLOSE_COUNT_] = {
         [EDGE_CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
         [EDGE_CLOSE_HEARTBEAT_TIMEOUT] = "heartbeat_timeout",
         [EDGE_CLOSE_SHUTDOWN] = "shutdown",
+        [EDGE_CLOSE_IDLE_TIMEOUT] = "idle_timeout",
 };
 
 /* Kick reasons of the edge itself, registered up front so they render at zero. */
-static const char *const own_kicks[] = {TN_PML_KICK_TOO_BIG, "too many requests", "slow consumer"};
+static const char *const own_kicks[] = {
+        TN_PML_KICK_TOO_BIG, "too many requests", "slow consumer", TN_EDGE_KICK_SHUTDOWN};
 
 const char *
 edge_bad_name(enum edge_bad c)

@@ -52,7 +52,9 @@ begin_close(
 	tn_pml_conn_close(&s->conn);
 	edge_deadline_update(s);
 	tn_counter_inc(s->e->m.closes[why]);
-	if (why == EDGE_CLOSE_CLIENT || why == EDGE_CLOSE_DROPPED || why == EDGE_CLOSE_SHUTDOWN)
+	/* The ordinary ends of a session, and those every session gets at a shutdown. */
+	if (why == EDGE_CLOSE_CLIENT || why == EDGE_CLOSE_DROPPED || why == EDGE_CLOSE_SHUTDOWN ||
+	        why == EDGE_CLOSE_IDLE_TIMEOUT || s->e->draining)
 		tn_debug(
 		        "edge", "session closing sid=%llu reason=%s", sid(s), edge_close_name(why));
 	else
@@ -75,7 +77,10 @@ kick(struct tn_edge_sess *s, const char *reason)
 	if (s->closing)
 		return;
 	tn_counter_inc(edge_metrics_kick(&s->e->m, reason));
-	tn_info("edge", "kick sid=%llu reason=\"%s\"", sid(s), reason);
+	if (s->e->draining)
+		tn_debug("edge", "kick sid=%llu reason=\"%s\"", sid(s), reason);
+	else
+		tn_info("edge", "kick sid=%llu reason=\"%s\"", sid(s), reason);
 	/* Queues the KICK and calls back on_close_needed(KICKED), which begins the close. */
 	tn_pml_conn_kick(&s->conn, reason);
 }
@@ -350,6 +355,20 @@ edge_sess_cbs_init(struct tn_pml_conn_cbs *cbs)
 	};
 }
 
+/* The idle deadline of a session on a server without heartbeats passed. A client waiting
+ * for an answer is not idle: the wait counts as activity. */
+static void
+idle_check(struct tn_edge_sess *s, int64_t now_ms)
+{
+	if (s->pending > 0 && now_ms >= s->last_rx_ms + s->e->idle_ms)
+		s->last_rx_ms = now_ms;
+	if (now_ms < s->last_rx_ms + s->e->idle_ms) {
+		edge_deadline_update(s);
+		return;
+	}
+	begin_close(s, EDGE_CLOSE_IDLE_TIMEOUT, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+}
+
 void
 edge_sess_timeout(struct tn_edge_sess *s, int64_t now_ms)
 {
@@ -362,6 +381,10 @@ edge_sess_timeout(struct tn_edge_sess *s, int64_t now_ms)
 		        sid(s), tn_pml_conn_out_pending(&s->conn));
 		if (fd >= 0)
 			shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	if (s->e->idle_ms > 0 && tn_pml_conn_state(&s->conn) == TN_PML_CONN_WORKING) {
+		idle_check(s, now_ms);
 		return;
 	}
 	/* On a timeout pml calls back on_close_needed; otherwise the deadline moved. */
@@ -388,6 +411,7 @@ edge_sess_open(struct tn_edge *e, struct lws *wsi, struct tn_edge_sess **slot)
 	int64_t now = tn_now_ms();
 	s->tokens_milli = (int64_t)e->cfg->rate_burst * 1000;
 	s->refill_ms = now;
+	s->last_rx_ms = now;
 	tn_pml_conn_init(&s->conn, &e->pml, &e->pml_cbs, s, now);
 	tn_map_put(&e->sessions, &s->id, sizeof(s->id), s);
 	tn_gauge_inc(e->m.sessions);
@@ -432,6 +456,7 @@ int
 edge_sess_receive(struct tn_edge_sess *s, const void *in, size_t len)
 {
 	tn_counter_add(s->e->m.bytes_in, len);
+	s->last_rx_ms = tn_now_ms();
 	if (!s->closing && !s->in_message) {
 		s->in_message = true;
 		s->msg_len = 0;
@@ -531,8 +556,24 @@ edge_sess_closed(struct tn_edge_sess *s)
 void
 edge_sess_shutdown(struct tn_edge_sess *s)
 {
-	begin_close(s, EDGE_CLOSE_SHUTDOWN, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+	begin_close(s, EDGE_CLOSE_SHUTDOWN, LWS_CLOSE_STATUS_GOINGAWAY, TN_EDGE_KICK_SHUTDOWN);
 	notify_closed(s);
+}
+
+void
+edge_sess_drain(struct tn_edge_sess *s)
+{
+	/* Any state: a client still in its handshake takes a KICK as well as any. */
+	kick(s, TN_EDGE_KICK_SHUTDOWN);
+}
+
+void
+edge_sess_drop(struct tn_edge_sess *s)
+{
+	edge_sess_shutdown(s);
+	int fd = s->wsi ? lws_get_socket_fd(s->wsi) : -1;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
 }
 
 /* ---- the service's side (edge.h) ---- */

@@ -1,9 +1,10 @@
 /* The edge in process: its pure helpers, start-up checks (port range, open-file limit),
  * and one real WebSocket client over loopback driving a session through handshake,
- * heartbeat, requests, checks, pushes, a kick, the mailbox, timers and shutdown. The
- * integration tests (tests/integration/test_edge.py, test_hostile_input.py) cover the rest
- * against the real servers. */
+ * heartbeat, requests, checks, pushes, a kick, the mailbox, timers and shutdown; the idle
+ * timeout and the drain. The integration tests (tests/integration/test_edge.py,
+ * test_hostile_input.py, test_drain.py) cover the rest against the real servers. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "edge.h"
 #include "edge_internal.h"
 #include "err.h"
@@ -93,6 +95,7 @@ test_config(int port_min, int port_max)
 	        .rate_burst = 1000,
 	        .rate_kick_after = 5,
 	        .web_root = "",
+	        .out_limit = 1 << 20,
 	};
 }
 
@@ -650,6 +653,233 @@ TN_TEST(slow_consumer_that_never_reads_is_dropped)
 	tn_edge_free(v.edge);
 }
 
+/* A WebSocket session past the handshake ACK (the server's answers read and dropped),
+ * with a receive buffer of rcvbuf bytes (0: the default). */
+static int
+ws_session_rcvbuf(int port, struct svc *v, int opens, int rcvbuf)
+{
+	int fd = ws_connect_rcvbuf(port, rcvbuf);
+	if (fd < 0)
+		return -1;
+	char got[2048];
+	send_pkg(fd, 1, handshake, sizeof(handshake) - 1);
+	if (!recv_pkgs(fd, got, sizeof(got)) || strncmp(got, "1:{\"code\":200", 13) != 0) {
+		close(fd);
+		return -1;
+	}
+	send_pkg(fd, 2, "", 0);
+	if (!wait_for(&v->opens, opens)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+ws_session(int port, struct svc *v, int opens)
+{
+	return ws_session_rcvbuf(port, v, opens, 0);
+}
+
+/* True when nothing arrives on fd for ms milliseconds (and it stays open). */
+static bool
+quiet_for(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, ms) == 0;
+}
+
+/* Reads frames until the close frame; returns its status code (-1: none came). When
+ * reason is not NULL, the close reason must be it. */
+static int
+ws_recv_close(int fd, const char *reason)
+{
+	struct tn_buf f;
+	tn_buf_init(&f);
+	int op, code = -1;
+	while ((op = ws_recv(fd, &f)) >= 0 && op != 8)
+		;
+	if (op == 8 && f.len >= 2) {
+		code = (f.data[0] << 8) | f.data[1];
+		if (reason &&
+		        (f.len - 2 != strlen(reason) || memcmp(f.data + 2, reason, f.len - 2)))
+			code = -2;
+	}
+	tn_buf_fini(&f);
+	return code;
+}
+
+/* On a server without heartbeats a session that sends nothing for idleTimeout is closed
+ * (1001, "idle timeout"), counted; every package, and a request still waiting for its
+ * answer, keeps it open. With heartbeats the idle timeout is not used. */
+TN_TEST(idle_timeout_without_heartbeats)
+{
+	struct tn_config cfg = test_config(free_port(), 0);
+	cfg.client_port_max = cfg.client_port_min;
+	cfg.idle_timeout_ms = 5000;
+	struct tn_edge_opts opts = test_opts(&cfg);
+	struct svc v = {0};
+	TN_CHECK_OK(tn_edge_new(&v.edge, &opts, &svc_ops, &v));
+	TN_CHECK_INT(v.edge->idle_ms, ==, 0); /* heartbeat 1: not used */
+	tn_edge_free(v.edge);
+
+	cfg.heartbeat_s = 0;
+	cfg.idle_timeout_ms = 300;
+	TN_CHECK_OK(tn_edge_new(&v.edge, &opts, &svc_ops, &v));
+	struct tn_counter *idle = v.edge->m.closes[EDGE_CLOSE_IDLE_TIMEOUT];
+	uint64_t idle0 = tn_counter_get(idle);
+	pthread_t thr;
+	pthread_create(&thr, NULL, run_thread, v.edge);
+	int fd = ws_session(tn_edge_port(v.edge), &v, 1);
+	TN_CHECK(fd >= 0);
+	/* Active for twice the timeout: still open. */
+	char got[256];
+	int64_t last = 0;
+	for (uint32_t i = 1; i <= 6; i++) {
+		usleep(100000);
+		send_request(fd, i, "a.b.served", "{}");
+		last = tn_now_ms();
+		TN_CHECK(recv_pkgs(fd, got, sizeof(got)));
+		TN_CHECK(got[0] == '4');
+	}
+	TN_CHECK_INT(v.closes, ==, 0);
+	/* Then silent: closed, not before the timeout. */
+	TN_CHECK_INT(ws_recv_close(fd, "idle timeout"), ==, 1001);
+	TN_CHECK(tn_now_ms() - last >= 300 - 20); /* clock granularity */
+	TN_CHECK(wait_for(&v.closes, 1));
+	TN_CHECK_INT(tn_counter_get(idle) - idle0, ==, 1);
+	close(fd);
+
+	/* A request the service has not answered yet: the client is waiting, not idle. */
+	fd = ws_session(tn_edge_port(v.edge), &v, 2);
+	TN_CHECK(fd >= 0);
+	send_request(fd, 1, "a.b.served", "{\"cmd\":\"later\"}");
+	TN_CHECK(quiet_for(fd, 800));
+	TN_CHECK_INT(v.closes, ==, 1);
+	TN_CHECK_INT(tn_counter_get(idle) - idle0, ==, 1);
+	tn_edge_stop(v.edge);
+	pthread_join(thr, NULL);
+	tn_edge_free(v.edge);
+	TN_CHECK_INT(v.closes, ==, 2);
+	close(fd);
+}
+
+/* True when a TCP connect to the port is refused (nothing listens any more). */
+static bool
+refused(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	        .sin_port = htons((uint16_t)port),
+	        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int rv = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	int err = errno;
+	close(fd);
+	return rv != 0 && err == ECONNREFUSED;
+}
+
+struct drain_probe {
+	struct svc *v;
+	atomic_int done;
+	int closes_at_done;
+	int64_t done_ms;
+};
+
+static void
+drained(void *arg)
+{
+	struct drain_probe *p = arg;
+	p->closes_at_done = p->v->closes;
+	p->done_ms = tn_now_ms();
+	p->done++;
+	tn_edge_stop(p->v->edge);
+}
+
+struct runner {
+	struct tn_edge *edge;
+	atomic_int returned;
+};
+
+static void *
+run_and_flag(void *arg)
+{
+	struct runner *r = arg;
+	tn_edge_run(r->edge);
+	r->returned = 1;
+	return NULL;
+}
+
+/* A drain closes the listener, kicks every session ("server shutting down", counted),
+ * waits for the clients to close, drops at its deadline those that cannot take their kick
+ * (on_close first), then runs done. */
+TN_TEST(drain_kicks_and_ends_at_the_deadline)
+{
+	struct tn_config cfg = test_config(free_port(), 0);
+	cfg.client_port_max = cfg.client_port_min;
+	cfg.out_limit = 64 << 20;
+	struct tn_edge_opts opts = test_opts(&cfg);
+	struct svc v = {0};
+	TN_CHECK_OK(tn_edge_new(&v.edge, &opts, &svc_ops, &v));
+	int port = tn_edge_port(v.edge);
+	struct tn_counter *kicks = edge_metrics_kick(&v.edge->m, "server shutting down");
+	uint64_t kicks0 = tn_counter_get(kicks);
+	pthread_t thr;
+	pthread_create(&thr, NULL, run_thread, v.edge);
+	int a = ws_session(port, &v, 1);
+	int b = ws_session_rcvbuf(port, &v, 2, 4096);
+	int c = ws_connect(port); /* never handshakes */
+	TN_CHECK(a >= 0 && b >= 0 && c >= 0);
+	char got[256];
+	TN_CHECK(recv_pkgs(a, got, sizeof(got))); /* the heartbeat after the ACK */
+	/* b reads nothing from here on, and has more queued (11 MB) than the sockets on the
+	 * way hold, under an out limit raised for it: its KICK cannot go out. */
+	for (uint32_t i = 1; i <= 12; i++)
+		send_request(b, i, "a.b.served", "{\"cmd\":\"fill\"}");
+	TN_CHECK(wait_for(&v.requests, 12));
+	usleep(100000);
+
+	struct drain_probe probe = {.v = &v};
+	int64_t t0 = tn_now_ms();
+	tn_edge_drain(v.edge, t0 + 800, drained, &probe);
+	TN_CHECK(recv_pkgs(a, got, sizeof(got)));
+	TN_CHECK_STR(got, "5:{\"reason\":\"server shutting down\"}");
+	TN_CHECK_INT(ws_recv_close(a, NULL), ==, 1000);
+	TN_CHECK(refused(port));
+	close(a); /* answers the close: the session ends at once */
+	TN_CHECK(wait_for(&v.closes, 1));
+	TN_CHECK_INT(probe.done, ==, 0); /* b is still open */
+
+	/* b is dropped at the deadline, well before the close grace would end it. */
+	TN_CHECK(wait_for(&probe.done, 1));
+	pthread_join(thr, NULL);
+	TN_CHECK_INT(probe.closes_at_done, ==, 2);
+	TN_CHECK(probe.done_ms - t0 >= 800 - 20);
+	TN_CHECK(probe.done_ms - t0 < 800 + 1500);
+	TN_CHECK_INT(tn_counter_get(kicks) - kicks0, ==, 3);
+	/* After the loop: dropped at the close, done does not run again. */
+	tn_edge_drain(v.edge, tn_now_ms(), drained, &probe);
+	tn_edge_free(v.edge);
+	TN_CHECK_INT(probe.done, ==, 1);
+	TN_CHECK_INT(v.closes, ==, 2);
+	close(b);
+	close(c);
+
+	/* No session: done at once; done == NULL stops the loop. */
+	TN_CHECK_OK(tn_edge_new(&v.edge, &opts, &svc_ops, &v));
+	port = tn_edge_port(v.edge);
+	struct runner r = {.edge = v.edge};
+	pthread_create(&thr, NULL, run_and_flag, &r);
+	tn_edge_drain(v.edge, tn_now_ms() + 60000, NULL, NULL);
+	bool stopped = wait_for(&r.returned, 1);
+	TN_CHECK(stopped);
+	if (!stopped)
+		tn_edge_stop(v.edge);
+	pthread_join(thr, NULL);
+	TN_CHECK(refused(port));
+	tn_edge_free(v.edge);
+}
+
 TN_TEST_MAIN(TN_CASE(host_header), TN_CASE(utf8_escape), TN_CASE(first_free_port_of_the_range),
         TN_CASE(max_connections_checked_against_open_file_limit), TN_CASE(session_end_to_end),
-        TN_CASE(handshake_deadline_and_limits), TN_CASE(slow_consumer_that_never_reads_is_dropped))
+        TN_CASE(handshake_deadline_and_limits), TN_CASE(slow_consumer_that_never_reads_is_dropped),
+        TN_CASE(idle_timeout_without_heartbeats), TN_CASE(drain_kicks_and_ends_at_the_deadline))

@@ -21,6 +21,12 @@
 
 #define CHAT_RPC_WORKERS 64
 #define CHAT_MAX_MSG (1u << 20)
+/* Streams live in one array that never moves (nng's pipe callbacks hold their
+ * addresses), so connectors that join at run time take slots up to this many. */
+#define CHAT_MAX_STREAMS 1024
+/* After the last flush at a stop, how long the push sockets stay open: nng has no linger,
+ * and a batch still in its queue (not yet in the kernel's) would die with the socket. */
+#define CHAT_STOP_LINGER_MS 100
 
 /* An enter waiting for the push stream to its connector to come up. */
 struct pending_enter {
@@ -40,6 +46,8 @@ struct tn_chat {
 	struct tn_rpc_server *rpc;
 	struct tn_stream *streams;
 	int n_streams;
+	bool *stream_closed;   /* its connector left the membership: socket closed, slot kept */
+	uint64_t inc;          /* this process's incarnation */
 	struct tn_rooms rooms;
 	struct pending_enter *pending;
 	bool flush_posted;
@@ -65,7 +73,7 @@ static int
 stream_of(struct tn_chat *c, struct tn_str conn_id)
 {
 	for (int i = 0; i < c->n_streams; i++)
-		if (strlen(c->streams[i].conn_id) == conn_id.len &&
+		if (!c->stream_closed[i] && strlen(c->streams[i].conn_id) == conn_id.len &&
 			memcmp(c->streams[i].conn_id, conn_id.p, conn_id.len) == 0)
 			return i;
 	return -1;
@@ -92,7 +100,8 @@ flush_all(void *arg, bool cancelled)
 		return;
 	c->flush_posted = false;
 	for (int i = 0; i < c->n_streams; i++)
-		tn_stream_flush(&c->streams[i], c->cfg->id);
+		if (!c->stream_closed[i])
+			tn_stream_flush(&c->streams[i], c->cfg->id);
 }
 
 static void body_user(struct tn_chat *c, const char *route, const char *name, size_t len);
@@ -105,20 +114,23 @@ push_room(struct tn_chat *c, struct tn_room *room, const struct tn_member *excep
 	const char *route, const char *body, size_t body_len)
 {
 	struct tn_blob *blob = tn_blob_new(body, body_len);
-	for (int i = 0; i < c->n_streams; i++) {
+	/* A room's counts cover the streams there were when it last grew; members of a
+	 * closed stream's connector are skipped (they go when connector loss is handled). */
+	for (int i = 0; i < room->n_streams; i++) {
 		uint32_t n = room->per_stream[i];
 		if (except && except->stream == i)
 			n--;
-		if (n > 0)
+		if (n > 0 && !c->stream_closed[i])
 			tn_stream_item_open(&c->streams[i], c->cfg->id, room->rid, room->rid_len, route,
 				blob, n);
 	}
 	for (struct tn_member *m = room->head; m; m = m->next)
-		if (m != except)
+		if (m != except && !c->stream_closed[m->stream])
 			tn_stream_item_sid(&c->streams[m->stream], m->sid);
 	tn_blob_unref(blob);
 	for (int i = 0; i < c->n_streams; i++)
-		tn_stream_flush_if_big(&c->streams[i], c->cfg->id);
+		if (!c->stream_closed[i])
+			tn_stream_flush_if_big(&c->streams[i], c->cfg->id);
 	schedule_flush(c);
 }
 
@@ -127,6 +139,8 @@ push_one(struct tn_chat *c, struct tn_room *room, const struct tn_member *to, co
 	const char *body, size_t body_len)
 {
 	struct tn_stream *s = &c->streams[to->stream];
+	if (c->stream_closed[to->stream])
+		return;
 	struct tn_blob *blob = tn_blob_new(body, body_len);
 	tn_stream_item_open(s, c->cfg->id, room->rid, room->rid_len, route, blob, 1);
 	tn_stream_item_sid(s, to->sid);
@@ -221,6 +235,18 @@ update_gauges(struct tn_chat *c)
 	tn_gauge_set(c->g_members, (int64_t)c->rooms.n_members);
 }
 
+/* Rooms made before a connector joined count members over fewer streams: widen. */
+static void
+room_fit(struct tn_chat *c, struct tn_room *room)
+{
+	if (room->n_streams >= c->n_streams)
+		return;
+	room->per_stream = tn_realloc(room->per_stream, (size_t)c->n_streams * sizeof(uint32_t));
+	memset(room->per_stream + room->n_streams, 0,
+		(size_t)(c->n_streams - room->n_streams) * sizeof(uint32_t));
+	room->n_streams = c->n_streams;
+}
+
 static void pending_expire(void *arg);
 
 static void
@@ -295,6 +321,7 @@ handle_enter(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 		body_user(c, "onAdd", r.name.p, r.name.len);
 		push_room(c, room, NULL, "onAdd", (const char *)c->body.data, c->body.len);
 	}
+	room_fit(c, room);
 	tn_room_add(&c->rooms, room, r.name.p, r.name.len, r.sid, si);
 	update_gauges(c);
 
@@ -530,7 +557,8 @@ tick(void *arg)
 {
 	struct tn_chat *c = arg;
 	for (int i = 0; i < c->n_streams; i++)
-		tn_stream_tick(&c->streams[i], c->cfg->id);
+		if (!c->stream_closed[i])
+			tn_stream_tick(&c->streams[i], c->cfg->id);
 	tn_loop_timer_add(c->loop, c->cfg->push_tick_ms, tick, c);
 }
 
@@ -552,12 +580,14 @@ tn_chat_new(struct tn_chat **out, const struct tn_config *cfg, struct tn_topolog
 	c->loop = loop;
 	tn_buf_init(&c->scratch);
 	tn_buf_init(&c->body);
-	const struct tn_server_info *conns[1024];
-	size_t n = tn_topology_of_type(topo, TN_SERVER_CONNECTOR, conns, 1024);
-	if (n > 1024)
-		n = 1024;
-	c->streams = tn_calloc(n ? n : 1, sizeof(*c->streams));
+	const struct tn_server_info *conns[CHAT_MAX_STREAMS];
+	size_t n = tn_topology_of_type(topo, TN_SERVER_CONNECTOR, conns, CHAT_MAX_STREAMS);
+	if (n > CHAT_MAX_STREAMS)
+		n = CHAT_MAX_STREAMS;
+	c->streams = tn_calloc(CHAT_MAX_STREAMS, sizeof(*c->streams));
+	c->stream_closed = tn_calloc(CHAT_MAX_STREAMS, sizeof(*c->stream_closed));
 	uint64_t inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
+	c->inc = inc;
 	int rv = TN_OK;
 	for (size_t i = 0; i < n && rv == TN_OK; i++) {
 		rv = tn_stream_open(&c->streams[i], conns[i]->id, conns[i]->host, conns[i]->port, inc,
@@ -584,6 +614,34 @@ tn_chat_new(struct tn_chat **out, const struct tn_config *cfg, struct tn_topolog
 	return TN_OK;
 }
 
+/* The linger is over: pushes made meanwhile go out too, then the loop stops. */
+static void
+stop_now(void *arg)
+{
+	struct tn_chat *c = arg;
+	flush_all(c, false);
+	tn_loop_stop(c->loop);
+}
+
+/* Runs after every request queued before the stop: what they produced goes out now. */
+static void
+stop_flush(void *arg, bool cancelled)
+{
+	struct tn_chat *c = arg;
+	if (cancelled)
+		return;
+	flush_all(c, false);
+	int linger = c->cfg->drain_timeout_ms < CHAT_STOP_LINGER_MS ? c->cfg->drain_timeout_ms
+								       : CHAT_STOP_LINGER_MS;
+	tn_loop_timer_add(c->loop, linger, stop_now, c);
+}
+
+void
+tn_chat_stop(struct tn_chat *c)
+{
+	tn_loop_post(c->loop, stop_flush, c);
+}
+
 void
 tn_chat_free(struct tn_chat *c)
 {
@@ -599,8 +657,108 @@ tn_chat_free(struct tn_chat *c)
 	}
 	tn_rooms_fini(&c->rooms);
 	free(c->streams);
+	free(c->stream_closed);
 	tn_buf_fini(&c->scratch);
 	tn_buf_fini(&c->body);
 	tn_topology_free(c->topo);
 	free(c);
+}
+
+/* ---- membership at run time ---- */
+
+/* The metric children of stream i (the families exist: register_metrics made them). */
+static void
+stream_metrics(struct tn_chat *c, int i)
+{
+	struct tn_metric_family *fam;
+	struct tn_stream *s = &c->streams[i];
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_messages_total",
+		"push messages (batches) published, by connector", "connector", NULL, 0);
+	s->msgs = tn_metrics_counter_labels(fam, s->conn_id);
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_items_total",
+		"push items published, by connector", "connector", NULL, 0);
+	s->items = tn_metrics_counter_labels(fam, s->conn_id);
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_dropped_total",
+		"push messages dropped on purpose by fault injection (debugDropPushEvery)",
+		"connector", NULL, 0);
+	s->dropped = tn_metrics_counter_labels(fam, s->conn_id);
+}
+
+/* Opens the stream of slot i to conn. A slot used before (the connector left, or moved)
+ * keeps the connector incarnation it knew, so that a restarted connector's first request
+ * still purges the members of the old one; its sequence starts over under a new stream
+ * incarnation, which tells the connector to start counting again. */
+static void
+stream_start(struct tn_chat *c, int i, const struct tn_server_info *conn)
+{
+	struct tn_stream *s = &c->streams[i];
+	uint64_t conn_inc = i < c->n_streams ? s->conn_inc : 0;
+	uint64_t stream_inc = c->inc;
+	if (i < c->n_streams) {
+		tn_stream_close(s);
+		stream_inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
+	}
+	int rv = tn_stream_open(s, conn->id, conn->host, conn->port, stream_inc,
+		(uint32_t)c->cfg->push_ring, tn_loop_exec(c->loop), stream_up, c);
+	s->conn_inc = conn_inc;
+	s->drop_every = (uint32_t)c->cfg->debug_drop_push_every;
+	if (i == c->n_streams)
+		c->n_streams++;
+	c->rooms.n_streams = c->n_streams;
+	c->stream_closed[i] = rv != TN_OK;
+	stream_metrics(c, i);
+	tn_info("chat", "push stream opened connector=%s url=%s", conn->id, s->url);
+}
+
+/* Follows one connector of the membership: opens its stream, or reopens it when it was
+ * closed or the connector moved. */
+static void
+stream_follow(struct tn_chat *c, const struct tn_server_info *conn)
+{
+	char url[300];
+	tn_nng_url(url, sizeof(url), conn->host, conn->port);
+	for (int i = 0; i < c->n_streams; i++) {
+		if (strcmp(c->streams[i].conn_id, conn->id) != 0)
+			continue;
+		if (c->stream_closed[i] || strcmp(c->streams[i].url, url) != 0)
+			stream_start(c, i, conn);
+		return;
+	}
+	if (c->n_streams == CHAT_MAX_STREAMS) {
+		tn_error("chat", "too many connectors: no push stream connector=%s max=%d", conn->id,
+			CHAT_MAX_STREAMS);
+		return;
+	}
+	stream_start(c, c->n_streams, conn);
+}
+
+void
+tn_chat_set_topology(struct tn_chat *c, struct tn_topology *topo)
+{
+	for (int i = 0; i < c->n_streams; i++) {
+		const struct tn_server_info *s = tn_topology_find(topo, c->streams[i].conn_id);
+		if (c->stream_closed[i] || (s && s->type == TN_SERVER_CONNECTOR))
+			continue;
+		/* Only the socket goes: its members and sequence stay with the slot. */
+		tn_stream_flush(&c->streams[i], c->cfg->id);
+		nng_close(c->streams[i].pub);
+		c->stream_closed[i] = true;
+		tn_info("chat", "push stream closed: connector left the membership connector=%s",
+			c->streams[i].conn_id);
+	}
+	const struct tn_server_info *conns[CHAT_MAX_STREAMS];
+	size_t n = tn_topology_of_type(topo, TN_SERVER_CONNECTOR, conns, CHAT_MAX_STREAMS);
+	for (size_t k = 0; k < n && k < CHAT_MAX_STREAMS; k++)
+		stream_follow(c, conns[k]);
+	tn_topology_free(c->topo);
+	c->topo = topo;
+}
+
+void
+tn_chat_load(struct tn_chat *c, struct tn_server_load *out, uint64_t *messages)
+{
+	out->rooms = tn_rooms_count(&c->rooms);
+	out->members = c->rooms.n_members;
+	*messages = tn_counter_get(c->req_enter) + tn_counter_get(c->req_leave) +
+		tn_counter_get(c->req_send);
 }

@@ -16,6 +16,20 @@ struct tn_chat;
 int tn_chat_new(struct tn_chat **out, const struct tn_config *cfg, struct tn_topology *topo,
 	struct tn_loop *loop);
 
+/* Replaces the membership (takes topo; the old one is freed): opens a push stream to each
+ * connector that joined (or moved), closes the streams of those that left. Loop thread. */
+void tn_chat_set_topology(struct tn_chat *c, struct tn_topology *topo);
+
+/* This server's load for the registry: rooms and memberships held, and the requests
+ * handled so far as its messages. Loop thread. */
+void tn_chat_load(struct tn_chat *c, struct tn_server_load *out, uint64_t *messages);
+
+/* Stops the loop gracefully (SIGTERM): after the requests already queued have run, flushes
+ * every push stream, keeps serving for a short linger (at most drainTimeout) so that nng
+ * hands the last batches to the network, flushes again and stops the loop (tn_loop_run
+ * returns). Pushes for requests answered before the stop are not lost. Any thread. */
+void tn_chat_stop(struct tn_chat *c);
+
 /* Stops listening and frees everything. The loop must have stopped and been closed
  * (tn_loop_close). */
 void tn_chat_free(struct tn_chat *c);

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "membership.h"
 #include "service.h"
 #include "topology.h"
 
@@ -14,6 +15,18 @@ loop_main(void *arg)
 {
 	tn_loop_run(arg);
 	return NULL;
+}
+
+static void
+on_topology(void *arg, struct tn_topology *topo)
+{
+	tn_chat_set_topology(arg, topo);
+}
+
+static void
+on_load(void *arg, struct tn_server_load *out, uint64_t *messages)
+{
+	tn_chat_load(arg, out, messages);
 }
 
 int
@@ -27,28 +40,45 @@ main(int argc, char **argv)
 	char err[512];
 	struct tn_topology *topo = NULL;
 	if (tn_topology_load_file(&topo, svc.cfg.config_path, svc.cfg.env, err, sizeof(err)) != TN_OK) {
-		tn_warn("main", "no static topology, starting without connectors reason=\"%s\"", err);
+		tn_info("main", "no static topology: connectors come from the registry reason=\"%s\"",
+			err);
 		topo = tn_topology_new_empty();
 	}
+	/* servers.json, when there is one, is only where the server starts. */
+	struct tn_topology *seed = tn_topology_copy(topo);
 	struct tn_loop *loop = tn_loop_new();
 	struct tn_chat *chat = NULL;
 	int rv = tn_chat_new(&chat, &svc.cfg, topo, loop);
 	if (rv) {
 		tn_error("main", "cannot start host=%s port=%d err=\"%s\"", svc.cfg.host, svc.cfg.port,
 			tn_strerror(rv));
+		tn_topology_free(seed);
 		tn_loop_free(loop);
 		tn_service_fini(&svc);
 		return 1;
 	}
 	pthread_t thr;
 	pthread_create(&thr, NULL, loop_main, loop);
+	struct tn_membership_opts mo = {.cfg = &svc.cfg, .seed = seed, .owner = tn_loop_exec(loop),
+		.on_topology = on_topology, .load = on_load, .arg = chat, .admin = svc.admin};
+	struct tn_membership *m = NULL;
+	rv = tn_membership_start(&m, &mo);
+	tn_topology_free(seed);
+	if (rv == TN_OK)
+		tn_membership_wait_registered(m, svc.cfg.rpc_timeout_ms < 2000 ? svc.cfg.rpc_timeout_ms
+										: 2000);
+	else
+		tn_error("main", "bad registry address registry=%s", svc.cfg.registry);
 	char details[128];
 	snprintf(details, sizeof(details), "port=%d", svc.cfg.port);
 	tn_service_ready(&svc, details);
+	if (m)
+		tn_membership_serving(m);
 
 	const char *sig = tn_service_wait(&svc);
 	tn_info("main", "stopping signal=%s", sig);
-	tn_loop_stop(loop);
+	tn_membership_stop(m);
+	tn_chat_stop(chat); /* flushes the pushes of what was answered */
 	pthread_join(thr, NULL);
 	tn_loop_close(loop);
 	tn_chat_free(chat);

@@ -28,10 +28,14 @@
 #define PUSH_MAX_MSG (16u << 20)
 /* Batches held behind a gap while its items are fetched; past this, recovery gives up. */
 #define PUSH_HOLD_MAX 4096
+/* While draining, how often the calls to chat servers still in flight are counted. */
+#define DRAIN_POLL_MS 10
 
 struct chat_target {
-	const struct tn_server_info *info;
-	struct tn_rpc_client *rpc;
+	const struct tn_server_info *info; /* in c->topo; NULL once it left the membership */
+	struct tn_rpc_client *rpc;         /* NULL once closed (a slot free for reuse) */
+	char *id;
+	char url[300];
 };
 
 /* What the connector knows of a push stream from one chat server. */
@@ -66,6 +70,7 @@ struct tn_connector {
 		*push_duplicates;
 	struct tn_counter *rpc_timeout, *rpc_busy, *rpc_other;
 	struct tn_histogram *rpc_seconds;
+	int64_t drain_deadline; /* tn_connector_drain: when the process must be on its way out */
 };
 
 struct csess {
@@ -152,6 +157,7 @@ chat_for_room(struct tn_connector *c, const char *rid, size_t len)
 }
 
 static void call_done(void *arg, int err, const uint8_t *data, size_t len);
+static void reap_later(struct tn_connector *c);
 
 static void
 call_free(struct call *k)
@@ -395,7 +401,7 @@ call_done(void *arg, int err, const uint8_t *data, size_t len)
 		tn_counter_inc(c->rpc_other);
 	if (err)
 		tn_info("rpc", "call failed kind=%d chat=%s sid=%llu err=\"%s\"", (int)k->kind,
-			c->chats[k->chat].info->id, (unsigned long long)k->sid, tn_strerror(err));
+			c->chats[k->chat].id, (unsigned long long)k->sid, tn_strerror(err));
 	struct tn_edge_sess *s = tn_edge_sess_find(c->edge, k->sid);
 	struct csess *cs = s ? tn_edge_sess_data(s) : NULL;
 	int code = 0;
@@ -405,6 +411,8 @@ call_done(void *arg, int err, const uint8_t *data, size_t len)
 		code = send_done(k, cs, err, &rep);
 	if (k->fc.route)
 		tn_filters_after(&c->filters, &k->fc, code);
+	if (c->chats[k->chat].info == NULL)
+		reap_later(c);
 	call_free(k);
 }
 
@@ -519,7 +527,7 @@ kick_rooms_of(struct tn_connector *c, const char *chat_id)
 		struct csess *cs = e->val;
 		for (int i = 0; !cs->kicked && i < cs->n_rooms; i++) {
 			int chat = chat_for_room(c, cs->rooms[i], strlen(cs->rooms[i]));
-			if (chat >= 0 && strcmp(c->chats[chat].info->id, chat_id) == 0) {
+			if (chat >= 0 && strcmp(c->chats[chat].id, chat_id) == 0) {
 				victims[n++] = cs;
 				break;
 			}
@@ -675,7 +683,7 @@ fetch_start(struct tn_connector *c, struct stream_in *st, uint64_t from, uint64_
 {
 	int chat = -1;
 	for (int i = 0; i < c->n_chats; i++)
-		if (strcmp(c->chats[i].info->id, st->chat_id) == 0)
+		if (c->chats[i].info && strcmp(c->chats[i].id, st->chat_id) == 0)
 			chat = i;
 	st->fetching = true;
 	st->fetch_from = from;
@@ -801,6 +809,30 @@ register_metrics(struct tn_connector *c)
 		"round trip of calls to chat servers", bounds, 10);
 }
 
+/* Opens an RPC client to chat server s in a free slot (or a new one). */
+static int
+chat_open(struct tn_connector *c, const struct tn_server_info *s)
+{
+	int i = 0;
+	while (i < c->n_chats && (c->chats[i].rpc != NULL || c->chats[i].info != NULL))
+		i++;
+	if (i == c->n_chats) {
+		c->chats = tn_realloc(c->chats, (size_t)(c->n_chats + 1) * sizeof(*c->chats));
+		memset(&c->chats[i], 0, sizeof(c->chats[i]));
+		c->n_chats++;
+	}
+	struct chat_target *t = &c->chats[i];
+	struct tn_rpc_client_opts o = {.max_inflight = c->cfg->rpc_max_inflight,
+		.max_queued = c->cfg->rpc_max_inflight * 4, .max_msg = 1u << 20};
+	free(t->id);
+	t->id = tn_strdup(s->id);
+	tn_nng_url(t->url, sizeof(t->url), s->host, s->port);
+	int rv = tn_rpc_client_new(&t->rpc, t->url, &o, tn_edge_exec(c->edge));
+	if (rv == TN_OK)
+		t->info = s;
+	return rv;
+}
+
 static int
 open_chat_clients(struct tn_connector *c)
 {
@@ -809,16 +841,10 @@ open_chat_clients(struct tn_connector *c)
 	if (n > 1024)
 		n = 1024;
 	c->chats = tn_calloc(n ? n : 1, sizeof(*c->chats));
-	struct tn_rpc_client_opts o = {.max_inflight = c->cfg->rpc_max_inflight,
-		.max_queued = c->cfg->rpc_max_inflight * 4, .max_msg = 1u << 20};
 	for (size_t i = 0; i < n; i++) {
-		char url[300];
-		tn_nng_url(url, sizeof(url), list[i]->host, list[i]->port);
-		c->chats[i].info = list[i];
-		int rv = tn_rpc_client_new(&c->chats[i].rpc, url, &o, tn_edge_exec(c->edge));
+		int rv = chat_open(c, list[i]);
 		if (rv)
 			return rv;
-		c->n_chats++;
 	}
 	return TN_OK;
 }
@@ -879,6 +905,48 @@ tn_connector_stop(struct tn_connector *c)
 	tn_edge_stop(c->edge);
 }
 
+/* Calls to chat servers in flight that can still be answered (one to a server with no
+ * connection could only wait for its deadline). */
+static int
+drain_calls(const struct tn_connector *c)
+{
+	int n = 0;
+	for (int i = 0; i < c->n_chats; i++)
+		if (c->chats[i].rpc && tn_rpc_client_connected(c->chats[i].rpc))
+			n += tn_rpc_client_pending(c->chats[i].rpc);
+	return n;
+}
+
+/* The edge has drained: every session is gone, so each has sent the LEAVEs of its rooms
+ * (sess_close). Waits for those to be answered, so that the rest of every room hears
+ * onLeave, then stops the loop. Owner thread. */
+static void
+drain_wait_calls(void *arg)
+{
+	struct tn_connector *c = arg;
+	int n = drain_calls(c);
+	if (n > 0 && tn_now_ms() < c->drain_deadline) {
+		tn_edge_timer(c->edge, DRAIN_POLL_MS, drain_wait_calls, c);
+		return;
+	}
+	if (n > 0)
+		tn_warn("connector", "drain deadline passed with calls to chat servers in flight "
+				     "calls=%d", n);
+	else
+		tn_info("connector", "drained: sessions closed, their rooms left");
+	tn_edge_stop(c->edge);
+}
+
+void
+tn_connector_drain(struct tn_connector *c, int64_t deadline_ms)
+{
+	/* Half of the time for the clients to take their kicks and close, the rest (at
+	 * least) for the LEAVEs their closing sends. */
+	int64_t now = tn_now_ms();
+	c->drain_deadline = deadline_ms;
+	tn_edge_drain(c->edge, now + (deadline_ms - now) / 2, drain_wait_calls, c);
+}
+
 void
 tn_connector_free(struct tn_connector *c)
 {
@@ -895,8 +963,10 @@ tn_connector_free(struct tn_connector *c)
 	 * RPC completions from here on run cancelled, so the clients can go, then the edge. */
 	if (c->edge)
 		tn_edge_close(c->edge);
-	for (int i = 0; i < c->n_chats; i++)
+	for (int i = 0; i < c->n_chats; i++) {
 		tn_rpc_client_free(c->chats[i].rpc);
+		free(c->chats[i].id);
+	}
 	tn_edge_free(c->edge);
 	free(c->chats);
 	size_t it = 0;
@@ -915,4 +985,80 @@ tn_connector_free(struct tn_connector *c)
 	tn_buf_fini(&c->json);
 	tn_topology_free(c->topo);
 	free(c);
+}
+
+/* ---- membership at run time ---- */
+
+/* Frees the clients of chat servers that left once no call of theirs is outstanding
+ * (their calls finish by deadline: no request is left unanswered). */
+static void
+reap(void *arg, bool cancelled)
+{
+	struct tn_connector *c = arg;
+	if (cancelled)
+		return;
+	for (int i = 0; i < c->n_chats; i++) {
+		struct chat_target *t = &c->chats[i];
+		if (t->info == NULL && t->rpc && tn_rpc_client_pending(t->rpc) == 0) {
+			tn_rpc_client_free(t->rpc);
+			t->rpc = NULL;
+		}
+	}
+}
+
+/* From a completion: the client still counts that call until it returns. */
+static void
+reap_later(struct tn_connector *c)
+{
+	struct tn_exec ex = tn_edge_exec(c->edge);
+	tn_exec_post(&ex, reap, c);
+}
+
+void
+tn_connector_set_topology(struct tn_connector *c, struct tn_topology *topo)
+{
+	const struct tn_server_info *list[1024];
+	size_t n = tn_topology_of_type(topo, TN_SERVER_CHAT, list, 1024);
+	if (n > 1024)
+		n = 1024;
+	int old = c->n_chats;
+	for (int i = 0; i < old; i++)
+		c->chats[i].info = NULL;
+	for (size_t k = 0; k < n; k++) {
+		char url[300];
+		tn_nng_url(url, sizeof(url), list[k]->host, list[k]->port);
+		int i = 0;
+		while (i < old && !(c->chats[i].rpc && strcmp(c->chats[i].id, list[k]->id) == 0 &&
+					  strcmp(c->chats[i].url, url) == 0))
+			i++;
+		if (i < old) {
+			c->chats[i].info = list[k]; /* the same server at the same address */
+			continue;
+		}
+		if (chat_open(c, list[k]) != TN_OK)
+			tn_error("connector", "cannot open a client to a chat server chat=%s url=%s",
+				list[k]->id, url);
+		else
+			tn_info("connector", "chat server joined chat=%s url=%s", list[k]->id, url);
+	}
+	for (int i = 0; i < old; i++)
+		if (c->chats[i].info == NULL && c->chats[i].rpc)
+			tn_info("connector", "chat server left chat=%s", c->chats[i].id);
+	tn_topology_free(c->topo);
+	c->topo = topo;
+	reap(c, false);
+}
+
+void
+tn_connector_load(struct tn_connector *c, struct tn_server_load *out, uint64_t *messages)
+{
+	out->connections = tn_edge_connections(c->edge);
+	out->sessions = (uint64_t)tn_gauge_get(c->g_sessions);
+	*messages = tn_histogram_count(c->rpc_seconds) + tn_counter_get(c->deliveries);
+}
+
+struct tn_exec
+tn_connector_exec(struct tn_connector *c)
+{
+	return tn_edge_exec(c->edge);
 }

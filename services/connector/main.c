@@ -2,9 +2,11 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "clock.h"
 #include "connector.h"
 #include "err.h"
 #include "log.h"
+#include "membership.h"
 #include "service.h"
 #include "topology.h"
 
@@ -13,6 +15,18 @@ run_main(void *arg)
 {
 	tn_connector_run(arg);
 	return NULL;
+}
+
+static void
+on_topology(void *arg, struct tn_topology *topo)
+{
+	tn_connector_set_topology(arg, topo);
+}
+
+static void
+on_load(void *arg, struct tn_server_load *out, uint64_t *messages)
+{
+	tn_connector_load(arg, out, messages);
 }
 
 int
@@ -26,28 +40,52 @@ main(int argc, char **argv)
 	char err[512];
 	struct tn_topology *topo = NULL;
 	if (tn_topology_load_file(&topo, svc.cfg.config_path, svc.cfg.env, err, sizeof(err)) != TN_OK) {
-		tn_warn("main", "no static topology, starting without chat servers reason=\"%s\"", err);
+		tn_info("main", "no static topology: chat servers come from the registry "
+				"reason=\"%s\"", err);
 		topo = tn_topology_new_empty();
 	}
+	/* servers.json, when there is one, is only where the server starts. */
+	struct tn_topology *seed = tn_topology_copy(topo);
 	struct tn_connector *conn = NULL;
 	int rv = tn_connector_new(&conn, &svc.cfg, topo);
 	if (rv) {
 		tn_error("main", "cannot start client_port=%d-%d port=%d err=\"%s\"",
 			svc.cfg.client_port_min, svc.cfg.client_port_max, svc.cfg.port, tn_strerror(rv));
+		tn_topology_free(seed);
 		tn_service_fini(&svc);
 		return 1;
 	}
 	pthread_t thr;
 	pthread_create(&thr, NULL, run_main, conn);
+	/* Registered with the client port actually bound (the first free one of a range). */
+	struct tn_membership_opts mo = {.cfg = &svc.cfg,
+		.client_port = tn_connector_client_port(conn), .seed = seed,
+		.owner = tn_connector_exec(conn), .on_topology = on_topology, .load = on_load,
+		.arg = conn, .admin = svc.admin};
+	struct tn_membership *m = NULL;
+	rv = tn_membership_start(&m, &mo);
+	tn_topology_free(seed);
+	if (rv == TN_OK)
+		tn_membership_wait_registered(m, svc.cfg.rpc_timeout_ms < 2000 ? svc.cfg.rpc_timeout_ms
+										: 2000);
+	else
+		tn_error("main", "bad registry address registry=%s", svc.cfg.registry);
 	char details[128];
 	snprintf(details, sizeof(details), "client_port=%d port=%d",
 		tn_connector_client_port(conn), svc.cfg.port);
 	tn_service_ready(&svc, details);
+	if (m)
+		tn_membership_serving(m);
 
 	const char *sig = tn_service_wait(&svc);
-	tn_info("main", "stopping signal=%s", sig);
-	tn_connector_stop(conn);
+	/* The drain is bounded from the signal on, as the orchestrator's stop grace is. */
+	int64_t deadline = tn_now_ms() + svc.cfg.drain_timeout_ms;
+	tn_info("main", "stopping signal=%s drain_timeout_ms=%d", sig, svc.cfg.drain_timeout_ms);
+	/* Drain, then leave the registry: a chat server that saw this connector leave would
+	 * refuse the LEAVEs of its kicked sessions, and their rooms would not hear onLeave. */
+	tn_connector_drain(conn, deadline);
 	pthread_join(thr, NULL);
+	tn_membership_stop(m);
 	tn_connector_free(conn);
 	tn_service_fini(&svc);
 	tn_info("main", "stopped");

@@ -13,6 +13,7 @@
 #include "metrics.h"
 
 #define MAX_UID 256
+#define MAX_CONNECTORS 1024
 
 struct tn_gate {
 	const struct tn_config *cfg;
@@ -21,21 +22,53 @@ struct tn_gate {
 	struct tn_counter *answered, *no_connector, *bad_uid;
 };
 
+/* Among list[0..n), the one with the fewest connections. Loads within a tenth of the
+ * smallest (at least one connection) count as a tie, and ties go to the rendezvous
+ * winner of the uid among the tied: while the connectors are about even a uid keeps its
+ * connector (a client that reconnects finds its old one), and new clients still avoid a
+ * connector that is clearly busier. Loads are as last reported, so a burst of logins
+ * within one heartbeat interval goes where the loads pointed; with even loads the uid
+ * hash spreads it. */
+static size_t
+least_loaded(const struct tn_server_info *const *list, size_t n, const char *uid, size_t len)
+{
+	uint64_t min = UINT64_MAX;
+	for (size_t i = 0; i < n; i++)
+		if (list[i]->load.connections < min)
+			min = list[i]->load.connections;
+	uint64_t slack = min / 10 > 1 ? min / 10 : 1;
+	uint64_t seeds[MAX_CONNECTORS];
+	size_t at[MAX_CONNECTORS], k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (list[i]->load.connections <= min + slack) {
+			seeds[k] = list[i]->seed;
+			at[k++] = i;
+		}
+	}
+	return at[tn_hash_rendezvous_seeded(uid, len, seeds, k)];
+}
+
 const struct tn_server_info *
 tn_gate_pick(const struct tn_topology *topo, enum tn_dispatch how, const char *uid, size_t len)
 {
-	const struct tn_server_info *list[1024];
-	size_t n = tn_topology_of_type(topo, TN_SERVER_CONNECTOR, list, 1024);
-	if (n > 1024)
-		n = 1024;
+	const struct tn_server_info *list[MAX_CONNECTORS];
+	size_t n = tn_topology_of_type(topo, TN_SERVER_CONNECTOR, list, MAX_CONNECTORS);
+	if (n > MAX_CONNECTORS)
+		n = MAX_CONNECTORS;
 	if (n == 0)
 		return NULL;
-	if (how == TN_DISPATCH_CRC32)
-		return list[tn_hash_pomelo_index(uid, len, (uint32_t)n)];
-	uint64_t seeds[1024];
-	for (size_t i = 0; i < n; i++)
-		seeds[i] = list[i]->seed;
-	return list[tn_hash_rendezvous_seeded(uid, len, seeds, n)];
+	size_t i;
+	if (how == TN_DISPATCH_CRC32) {
+		i = tn_hash_pomelo_index(uid, len, (uint32_t)n);
+	} else if (how == TN_DISPATCH_HASH) {
+		uint64_t seeds[MAX_CONNECTORS];
+		for (size_t j = 0; j < n; j++)
+			seeds[j] = list[j]->seed;
+		i = (size_t)tn_hash_rendezvous_seeded(uid, len, seeds, n);
+	} else {
+		i = least_loaded(list, n, uid, len);
+	}
+	return list[i];
 }
 
 static void
@@ -94,6 +127,27 @@ on_request(void *arg, struct tn_edge_sess *s, uint32_t id, int route, json_objec
 		query_entry(g, s, id, body);
 }
 
+void
+tn_gate_set_topology(struct tn_gate *g, struct tn_topology *topo)
+{
+	tn_topology_free(g->topo);
+	g->topo = topo;
+}
+
+void
+tn_gate_load(struct tn_gate *g, struct tn_server_load *out, uint64_t *messages)
+{
+	out->connections = tn_edge_connections(g->edge);
+	*messages = tn_counter_get(g->answered) + tn_counter_get(g->no_connector) +
+		tn_counter_get(g->bad_uid);
+}
+
+struct tn_exec
+tn_gate_exec(struct tn_gate *g)
+{
+	return tn_edge_exec(g->edge);
+}
+
 int
 tn_gate_new(struct tn_gate **out, const struct tn_config *cfg, struct tn_topology *topo)
 {
@@ -112,7 +166,7 @@ tn_gate_new(struct tn_gate **out, const struct tn_config *cfg, struct tn_topolog
 	static const struct tn_edge_ops ops = {.on_request = on_request};
 	int rv = tn_edge_new(&g->edge, &eo, &ops, g);
 	if (rv) {
-		tn_topology_free(topo);
+		tn_topology_free(g->topo);
 		free(g);
 		return rv;
 	}
@@ -136,6 +190,12 @@ void
 tn_gate_stop(struct tn_gate *g)
 {
 	tn_edge_stop(g->edge);
+}
+
+void
+tn_gate_drain(struct tn_gate *g, int64_t deadline_ms)
+{
+	tn_edge_drain(g->edge, deadline_ms, NULL, NULL);
 }
 
 void
