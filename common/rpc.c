@@ -471,10 +471,12 @@ tn_rpc_client_free(struct tn_rpc_client *cli)
 	if (cli == NULL)
 		return;
 	cli->closing = true;
-	nng_close(cli->sock);
-	/* After this no slot callback runs; completions already posted hold references. */
+	/* Stop every operation first (their callbacks finish the calls), then close: closing
+	 * under a running callback can trip nng 1.5.2. Completions already posted hold
+	 * references. */
 	for (int i = 0; i < cli->nslots; i++)
 		nng_aio_stop(cli->slots[i].aio);
+	nng_close(cli->sock);
 	while (cli->qhead) {
 		struct queued *q = cli->qhead;
 		cli->qhead = q->next;

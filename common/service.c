@@ -1,11 +1,15 @@
 #include "service.h"
 
 #include <nng/nng.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
@@ -62,4 +66,42 @@ tn_service_fini(struct tn_service *svc)
 	/* nng frees closed pipes on its own reaper thread; wait for that so nothing is left
 	 * for the leak checker at exit. Every socket is closed by now. */
 	nng_fini();
+}
+
+static atomic_llong exit_deadline_ms; /* 0: no watchdog yet */
+
+static void *
+watchdog_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct timespec ts = {0, 50 * 1000000};
+		nanosleep(&ts, NULL);
+		long long due = atomic_load(&exit_deadline_ms);
+		if (due && tn_now_ms() >= due)
+			break;
+	}
+	tn_log_write(TN_LOG_WARN, "main",
+		"shutdown: releasing resources is stuck (an nng socket close); exiting now");
+	_exit(0);
+	return NULL;
+}
+
+void
+tn_service_exit_within(struct tn_service *svc, int ms)
+{
+	(void)svc;
+	long long due = (long long)tn_now_ms() + ms;
+	long long prev = atomic_load(&exit_deadline_ms);
+	if (prev != 0 && prev <= due)
+		return;
+	atomic_store(&exit_deadline_ms, due);
+	if (prev == 0) {
+		pthread_t t;
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_create(&t, &attr, watchdog_main, NULL);
+		pthread_attr_destroy(&attr);
+	}
 }

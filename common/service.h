@@ -26,6 +26,14 @@ void tn_service_ready(struct tn_service *svc, const char *details);
 /* Waits for SIGINT or SIGTERM; returns the signal's name for the log. */
 const char *tn_service_wait(struct tn_service *svc);
 
+/* Bounds the rest of the shutdown: if the process has not exited ms from now (or by an
+ * earlier bound already set), it logs a warning and exits 0 at once. nng 1.5.2 can
+ * deadlock closing a socket while a peer is connecting or sending (upstream issues 1543,
+ * 1813); by the time this is armed every client has been answered, kicked or flushed, so
+ * all that is skipped is freeing memory. Call after the signal and again, tighter, once
+ * the service's own drain is done. Main thread. */
+void tn_service_exit_within(struct tn_service *svc, int ms);
+
 /* Stops the admin port, releases the configuration and shuts nng down: call last, after
  * every nng socket is closed. */
 void tn_service_fini(struct tn_service *svc);

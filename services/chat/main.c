@@ -76,10 +76,12 @@ main(int argc, char **argv)
 		tn_membership_serving(m);
 
 	const char *sig = tn_service_wait(&svc);
+	tn_service_exit_within(&svc, svc.cfg.drain_timeout_ms + 1500);
 	tn_info("main", "stopping signal=%s", sig);
 	tn_membership_stop(m);
 	tn_chat_stop(chat); /* flushes the pushes of what was answered */
 	pthread_join(thr, NULL);
+	tn_service_exit_within(&svc, 3000); /* the drain is done: what is left is freeing */
 	tn_loop_close(loop);
 	tn_chat_free(chat);
 	tn_loop_free(loop);

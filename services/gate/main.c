@@ -83,12 +83,14 @@ main(int argc, char **argv)
 		tn_membership_serving(m);
 
 	const char *sig = tn_service_wait(&svc);
+	tn_service_exit_within(&svc, svc.cfg.drain_timeout_ms + 1500);
 	/* The drain is bounded from the signal on, as the orchestrator's stop grace is. */
 	int64_t deadline = tn_now_ms() + svc.cfg.drain_timeout_ms;
 	tn_info("main", "stopping signal=%s drain_timeout_ms=%d", sig, svc.cfg.drain_timeout_ms);
 	tn_membership_stop(m);
 	tn_gate_drain(gate, deadline);
 	pthread_join(thr, NULL);
+	tn_service_exit_within(&svc, 3000); /* the drain is done: what is left is freeing */
 	tn_gate_free(gate);
 	tn_service_fini(&svc);
 	tn_info("main", "stopped");

@@ -76,12 +76,14 @@ main(int argc, char **argv)
 	tn_service_ready(&svc, details);
 
 	const char *sig = tn_service_wait(&svc);
+	tn_service_exit_within(&svc, svc.cfg.drain_timeout_ms + 1500);
 	tn_info("main", "stopping signal=%s", sig);
 	/* Servers heartbeating at the default interval have all been told within a second;
 	 * one that died unnoticed only makes the registry wait for the bound. */
 	tn_registry_drain(reg, 100, 3000);
 	tn_loop_stop(loop);
 	pthread_join(thr, NULL);
+	tn_service_exit_within(&svc, 3000); /* the drain is done: what is left is freeing */
 	tn_loop_close(loop);
 	tn_registry_free(reg);
 	tn_loop_free(loop);
