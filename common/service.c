@@ -42,6 +42,18 @@ tn_service_init(struct tn_service *svc, enum tn_server_type type, int argc, char
 	return -1;
 }
 
+struct tn_topology *
+tn_service_seed_topology(const struct tn_service *svc, const char *others)
+{
+	char err[512];
+	struct tn_topology *topo = NULL;
+	if (tn_topology_load_file(&topo, svc->cfg.config_path, svc->cfg.env, err, sizeof(err)) ==
+		TN_OK)
+		return topo;
+	tn_info("main", "no static topology: %s come from the registry reason=\"%s\"", others, err);
+	return tn_topology_new_empty();
+}
+
 void
 tn_service_ready(struct tn_service *svc, const char *details)
 {

@@ -7,6 +7,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "topology.h"
 
 struct tn_service {
 	struct tn_config cfg;
@@ -25,6 +26,11 @@ void tn_service_ready(struct tn_service *svc, const char *details);
 
 /* Waits for SIGINT or SIGTERM; returns the signal's name for the log. */
 const char *tn_service_wait(struct tn_service *svc);
+
+/* The servers.json topology the server starts from (the registry's membership replaces
+ * it), or an empty one when there is no file; `others` names what then comes from the
+ * registry, for the log line. The caller owns the result. */
+struct tn_topology *tn_service_seed_topology(const struct tn_service *svc, const char *others);
 
 /* Bounds the rest of the shutdown: if the process has not exited ms from now (or by an
  * earlier bound already set), it logs a warning and exits 0 at once. nng 1.5.2 can

@@ -37,13 +37,7 @@ main(int argc, char **argv)
 	if (status >= 0)
 		return status;
 
-	char err[512];
-	struct tn_topology *topo = NULL;
-	if (tn_topology_load_file(&topo, svc.cfg.config_path, svc.cfg.env, err, sizeof(err)) != TN_OK) {
-		tn_info("main", "no static topology: chat servers come from the registry "
-				"reason=\"%s\"", err);
-		topo = tn_topology_new_empty();
-	}
+	struct tn_topology *topo = tn_service_seed_topology(&svc, "chat servers");
 	/* servers.json, when there is one, is only where the server starts. */
 	struct tn_topology *seed = tn_topology_copy(topo);
 	struct tn_connector *conn = NULL;

@@ -29,19 +29,6 @@ on_load(void *arg, struct tn_server_load *out, uint64_t *messages)
 	tn_gate_load(arg, out, messages);
 }
 
-/* servers.json, when there is one, is only where the gate starts: the registry's
- * membership replaces it. */
-static struct tn_topology *
-seed(const struct tn_config *cfg)
-{
-	char err[512];
-	struct tn_topology *topo = NULL;
-	if (tn_topology_load_file(&topo, cfg->config_path, cfg->env, err, sizeof(err)) == TN_OK)
-		return topo;
-	tn_info("main", "no static topology: connectors come from the registry reason=\"%s\"", err);
-	return tn_topology_new_empty();
-}
-
 int
 main(int argc, char **argv)
 {
@@ -50,7 +37,8 @@ main(int argc, char **argv)
 	if (status >= 0)
 		return status;
 
-	struct tn_topology *topo = seed(&svc.cfg);
+	/* servers.json, when there is one, is only where the gate starts. */
+	struct tn_topology *topo = tn_service_seed_topology(&svc, "connectors");
 	struct tn_topology *start = tn_topology_copy(topo);
 	struct tn_gate *gate = NULL;
 	int rv = tn_gate_new(&gate, &svc.cfg, topo);
