@@ -69,12 +69,17 @@ struct tn_membership {
 	bool registered, refused, stopping, leave_sent;
 	int64_t hold_until_ms;    /* the registry said it is closing: no requests until then */
 	bool call_busy, snap_busy, snap_wanted;
+	bool refresh_wanted;      /* tn_membership_refresh asked: read a snapshot, newer or not */
 	struct tn_topology *view; /* the membership in use: seed, empty or the last snapshot */
 	uint64_t evictions_seen_epoch;
 	bool warned_interval;
 	int64_t last_error_log_ms;
 	int64_t last_refusal_log_ms;
 	char last_refusal[256];
+
+	/* Set by any thread; each is followed by one task on the client thread. */
+	atomic_bool draining;       /* tn_membership_set_draining was called */
+	atomic_bool refresh_posted; /* a refresh task is queued and has not started */
 
 	/* Shared with the owner thread and main, under mu. */
 	pthread_mutex_t mu;
@@ -114,6 +119,7 @@ tn_membership_server_view(struct tn_reg_server *out, const struct tn_server_info
 		.incarnation = s->incarnation,
 		.load = {s->load.connections, s->load.sessions, s->load.rooms, s->load.members,
 			s->load.msgs_milli, s->load.rss_bytes, s->load.uptime_ms},
+		.draining = s->draining,
 	};
 }
 
@@ -140,6 +146,7 @@ tn_membership_server_from(struct tn_server_info *out, const struct tn_reg_server
 	out->load = (struct tn_server_load){in->load.connections, in->load.sessions,
 		in->load.rooms, in->load.members, in->load.msgs_milli, in->load.rss_bytes,
 		in->load.uptime_ms};
+	out->draining = in->draining;
 	return true;
 }
 
@@ -524,6 +531,7 @@ notice_follow_ack(struct tn_membership *m, const struct tn_reg_ack *ack)
 /* ---- snapshots ---- */
 
 static void snapshot_done(void *arg, int err, const uint8_t *data, size_t len);
+static void snapshot_outcome(struct tn_membership *m, int err, const uint8_t *data, size_t len);
 
 static void
 snapshot_fetch(struct tn_membership *m)
@@ -535,6 +543,8 @@ snapshot_fetch(struct tn_membership *m)
 	struct tn_buf b;
 	tn_buf_init(&b);
 	tn_reg_snapshot_req_encode(&b, &q);
+	/* Any snapshot read from now on answers the refreshes asked for so far. */
+	m->refresh_wanted = false;
 	m->snap_busy = true;
 	call(m, &b, snapshot_done);
 }
@@ -643,6 +653,15 @@ snapshot_done(void *arg, int err, const uint8_t *data, size_t len)
 		leave_when_idle(m);
 		return;
 	}
+	snapshot_outcome(m, err, data, len);
+	/* A refresh asked for while this one was on the wire gets a read of its own. */
+	if (m->refresh_wanted && !m->refused)
+		snapshot_fetch(m);
+}
+
+static void
+snapshot_outcome(struct tn_membership *m, int err, const uint8_t *data, size_t len)
+{
 	enum tn_kind kind;
 	struct tn_reg_ack ack;
 	if (err == TN_OK && tn_proto_peek(&kind, data, len) == TN_OK && kind == TN_KIND_REG_SNAPSHOT) {
@@ -839,7 +858,7 @@ send_heartbeat(struct tn_membership *m)
 {
 	struct tn_server_load l = load_now(m);
 	struct tn_reg_heartbeat h = {tn_str_of(m->self.id), m->self.incarnation, m->view->version,
-		m->view->registry_inc, reg_load(&l)};
+		m->view->registry_inc, reg_load(&l), m->self.draining};
 	struct tn_buf b;
 	tn_buf_init(&b);
 	tn_reg_heartbeat_encode(&b, &h);
@@ -861,9 +880,65 @@ tick(void *arg)
 			send_register(m);
 	}
 	/* After the heartbeat, whose answer may have asked to hold. */
-	if (m->registered && !m->refused && (m->snap_wanted || m->follow_load))
+	if (m->registered && !m->refused && (m->snap_wanted || m->refresh_wanted || m->follow_load))
 		snapshot_fetch(m);
 	tn_loop_timer_add(m->loop, m->interval_ms, tick, m);
+}
+
+/* ---- draining and refreshing, asked for by other threads ---- */
+
+static void beat_soon(struct tn_membership *m);
+
+static void
+beat_timer(void *arg)
+{
+	beat_soon(arg);
+}
+
+/* Sends a heartbeat (or the registration) now rather than at the next tick. One request
+ * at a time goes on the REQ socket: with one on the wire, this one follows it. While the
+ * registry asks for silence, the tick sends it when the hold ends. */
+static void
+beat_soon(struct tn_membership *m)
+{
+	if (m->stopping || holding(m))
+		return;
+	if (m->call_busy || m->snap_busy) {
+		tn_loop_timer_add(m->loop, 5, beat_timer, m);
+		return;
+	}
+	if (m->registered)
+		send_heartbeat(m);
+	else
+		send_register(m);
+}
+
+static void
+draining_task(void *arg, bool cancelled)
+{
+	struct tn_membership *m = arg;
+	if (cancelled || m->self.draining)
+		return;
+	/* Every heartbeat and registration from now on says so. */
+	m->self.draining = true;
+	tn_info("membership", "draining: telling the registry id=%s", m->self.id);
+	beat_soon(m);
+}
+
+static void
+refresh_task(void *arg, bool cancelled)
+{
+	struct tn_membership *m = arg;
+	if (cancelled)
+		return;
+	/* Calls from now on post a task of their own: they may know of a newer epoch than
+	 * the read below gets. */
+	atomic_store(&m->refresh_posted, false);
+	if (m->stopping || m->refused)
+		return;
+	m->refresh_wanted = true;
+	/* Unregistered, or asked to hold: the tick reads it once it can. */
+	snapshot_fetch(m);
 }
 
 static void
@@ -1021,6 +1096,8 @@ tn_membership_start(struct tn_membership **out, const struct tn_membership_opts 
 	m->admin = o->admin;
 	m->started_ms = tn_now_ms();
 	atomic_init(&m->refs, 1);
+	atomic_init(&m->draining, false);
+	atomic_init(&m->refresh_posted, false);
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cv, NULL);
 	snprintf(m->not_ready, sizeof(m->not_ready), "not registered yet");
@@ -1068,6 +1145,20 @@ tn_membership_serving(struct tn_membership *m)
 	m->serving = true;
 	readiness_apply(m);
 	pthread_mutex_unlock(&m->mu);
+}
+
+void
+tn_membership_set_draining(struct tn_membership *m)
+{
+	if (!atomic_exchange(&m->draining, true))
+		tn_loop_post(m->loop, draining_task, m);
+}
+
+void
+tn_membership_refresh(struct tn_membership *m)
+{
+	if (!atomic_exchange(&m->refresh_posted, true))
+		tn_loop_post(m->loop, refresh_task, m);
 }
 
 uint64_t

@@ -2,7 +2,7 @@
  * registers this server with the registry, heartbeats with its load, follows the
  * registry's change notices, re-reads the full membership when it sees a newer epoch, and
  * hands each new membership (a struct tn_topology) to the server's owner thread. It
- * leaves the registry on shutdown.
+ * leaves the registry on shutdown; a chat server first announces that it is draining.
  *
  * It runs on a thread of its own with its own timer, so heartbeats keep going however
  * busy the owner thread is; the owner is only asked, once per heartbeat, for its load
@@ -68,6 +68,22 @@ bool tn_membership_wait_registered(struct tn_membership *m, int timeout_ms);
  * unconditionally): from now on /readyz says ready exactly while this server is
  * registered. Any thread. */
 void tn_membership_serving(struct tn_membership *m);
+
+/* This server is shutting down: from now on every heartbeat and registration says it is
+ * draining, so that the registry marks it draining (sticky for this registration) and it
+ * stops being chosen as any room's owner while it still serves. Sends one heartbeat at
+ * once instead of at the next interval (after a request already on the wire, and not
+ * while a closing registry asks for silence). The membership with this server draining
+ * arrives through on_topology like any other. Idempotent. Any thread, until
+ * tn_membership_stop. */
+void tn_membership_set_draining(struct tn_membership *m);
+
+/* Asks the client thread to re-read the registry's snapshot soon, e.g. when a peer showed
+ * a newer epoch than this server holds. Cheap and coalesced: calls while one is pending
+ * make one read; calls while a read is on the wire make one more after it. A newer
+ * membership arrives through on_topology; an unregistered server reads once it has
+ * registered. Any thread, until tn_membership_stop. */
+void tn_membership_refresh(struct tn_membership *m);
 
 /* This process's incarnation as registered. Any thread. */
 uint64_t tn_membership_incarnation(const struct tn_membership *m);

@@ -2,7 +2,7 @@
  * server's own details, heartbeats with its load, memberships handed to the owner thread
  * when notices or ACKs show a newer epoch, re-registration when the registry forgets the
  * server, refusal, the quiet period (a seed is kept), loads followed at every heartbeat,
- * leaving on stop, and stopping with no registry at all. */
+ * draining, refreshing on request, leaving on stop, and stopping with no registry. */
 #include "membership.h"
 
 #include <nng/nng.h>
@@ -40,6 +40,7 @@ struct fake {
 	char reg_id[64];
 	int reg_type, reg_port, reg_client_port, reg_pid;
 	uint64_t reg_inc, reg_epoch, leave_inc, hb_connections, hb_sessions;
+	bool reg_draining, hb_draining;
 	struct tn_buf b;
 };
 
@@ -77,6 +78,20 @@ fake_snapshot(struct fake *f, struct tn_rpc_req *req, const uint8_t *data, size_
 	tn_rpc_reply(req, f->b.data, f->b.len);
 }
 
+/* As the registry does: the first draining heartbeat of a server lists it as draining, at
+ * a new epoch the ACK carries. */
+static void
+fake_mark_draining(struct fake *f, struct tn_str id)
+{
+	for (size_t i = 0; i < f->members->n; i++) {
+		struct tn_server_info *s = &f->members->servers[i];
+		if (strlen(s->id) == id.len && memcmp(s->id, id.p, id.len) == 0 && !s->draining) {
+			s->draining = true;
+			f->epoch++;
+		}
+	}
+}
+
 static void
 fake_handle(void *arg, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 {
@@ -96,12 +111,16 @@ fake_handle(void *arg, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 		f->reg_pid = (int)r.server.pid;
 		f->reg_inc = r.server.incarnation;
 		f->reg_epoch = r.epoch;
+		f->reg_draining = r.server.draining;
 		fake_ack(f, req, f->register_code, f->register_code ? "server id taken by pid 1" : "");
 	} else if (kind == TN_KIND_REG_HEARTBEAT &&
 		tn_reg_heartbeat_decode(&h, data, len, NULL) == TN_OK) {
 		f->heartbeats++;
 		f->hb_connections = h.load.connections;
 		f->hb_sessions = h.load.sessions;
+		f->hb_draining = h.draining;
+		if (h.draining)
+			fake_mark_draining(f, h.id);
 		fake_ack(f, req, f->forget ? TN_ENOENT : TN_OK, "");
 		f->forget = false;
 	} else if (kind == TN_KIND_REG_LEAVE && tn_reg_leave_decode(&l, data, len, NULL) == TN_OK) {
@@ -192,6 +211,7 @@ struct owner {
 	int topologies;
 	uint64_t last_version, last_connections;
 	size_t last_n;
+	bool me_draining; /* "me-1" is listed, as draining */
 	int loads;
 };
 
@@ -205,6 +225,8 @@ on_topology(void *arg, struct tn_topology *t)
 	o->last_n = t->n;
 	const struct tn_server_info *c = tn_topology_find(t, "connector-1");
 	o->last_connections = c ? c->load.connections : 0;
+	const struct tn_server_info *me = tn_topology_find(t, "me-1");
+	o->me_draining = me != NULL && me->draining;
 	pthread_mutex_unlock(&o->mu);
 	tn_topology_free(t);
 }
@@ -523,6 +545,88 @@ TN_TEST(test_closing_registry_gets_silence)
 	fake_stop(&f);
 }
 
+TN_TEST(test_set_draining)
+{
+	struct fake f;
+	struct owner o;
+	fake_start(&f, 5);
+	owner_start(&o);
+	add_member(f.members, "me-1", TN_SERVER_CHAT, 6100);
+	struct tn_config cfg = config(TN_SERVER_CHAT, 2000);
+	struct tn_membership *m = start(&cfg, &f, &o, NULL, false, false);
+	TN_CHECK(m != NULL);
+	TN_CHECK(tn_membership_wait_registered(m, 2000));
+	TN_CHECK(WAIT_FOR(&o.mu, o.last_version == 5 && !o.me_draining, 2000));
+	pthread_mutex_lock(&f.mu);
+	TN_CHECK(!f.reg_draining && f.heartbeats == 0);
+	pthread_mutex_unlock(&f.mu);
+	/* One heartbeat goes at once (the next tick is 2 s away), saying so; asking again
+	 * changes nothing. */
+	int64_t t0 = tn_now_ms();
+	tn_membership_set_draining(m);
+	tn_membership_set_draining(m);
+	TN_CHECK(WAIT_FOR(&f.mu, f.heartbeats == 1 && f.hb_draining, 1500));
+	TN_CHECK(tn_now_ms() - t0 < 1500);
+	tn_membership_set_draining(m);
+	/* The registry's answer shows a newer epoch: the membership with this server draining
+	 * reaches the owner. */
+	TN_CHECK(WAIT_FOR(&o.mu, o.last_version == 6 && o.me_draining, 1500));
+	TN_CHECK(tn_now_ms() - t0 < 1500);
+	usleep(100000);
+	pthread_mutex_lock(&f.mu);
+	TN_CHECK_INT(f.heartbeats, ==, 1);
+	f.forget = true; /* the registry restarts: the registration says it too */
+	pthread_mutex_unlock(&f.mu);
+	TN_CHECK(WAIT_FOR(&f.mu, f.registers == 2, 4000));
+	pthread_mutex_lock(&f.mu);
+	TN_CHECK(f.reg_draining && f.hb_draining);
+	pthread_mutex_unlock(&f.mu);
+	tn_membership_stop(m);
+	owner_stop(&o);
+	fake_stop(&f);
+}
+
+TN_TEST(test_refresh)
+{
+	struct fake f;
+	struct owner o;
+	fake_start(&f, 5);
+	owner_start(&o);
+	/* No notices, and the first heartbeat (whose ACK would show the epoch) is 2 s away. */
+	struct tn_config cfg = config(TN_SERVER_CONNECTOR, 2000);
+	struct tn_membership *m = start(&cfg, &f, &o, NULL, false, false);
+	TN_CHECK(m != NULL);
+	TN_CHECK(tn_membership_wait_registered(m, 2000));
+	TN_CHECK(WAIT_FOR(&o.mu, o.last_version == 5, 2000));
+	pthread_mutex_lock(&f.mu);
+	int snaps = f.snapshots;
+	f.epoch = 6;
+	add_member(f.members, "chat-2", TN_SERVER_CHAT, 6001);
+	pthread_mutex_unlock(&f.mu);
+	/* Told by a peer, many times over: a few reads at most. */
+	int64_t t0 = tn_now_ms();
+	for (int i = 0; i < 1000; i++)
+		tn_membership_refresh(m);
+	TN_CHECK(WAIT_FOR(&o.mu, o.last_version == 6 && o.last_n == 3, 1500));
+	TN_CHECK(tn_now_ms() - t0 < 1500);
+	usleep(50000);
+	pthread_mutex_lock(&f.mu);
+	TN_CHECK_INT(f.heartbeats, ==, 0);
+	TN_CHECK(f.snapshots > snaps && f.snapshots - snaps <= 20);
+	snaps = f.snapshots;
+	pthread_mutex_unlock(&f.mu);
+	/* Nothing new: a read, but no membership for the owner. */
+	tn_membership_refresh(m);
+	TN_CHECK(WAIT_FOR(&f.mu, f.snapshots == snaps + 1, 1500));
+	usleep(50000);
+	pthread_mutex_lock(&o.mu);
+	TN_CHECK_INT(o.topologies, ==, 2);
+	pthread_mutex_unlock(&o.mu);
+	tn_membership_stop(m);
+	owner_stop(&o);
+	fake_stop(&f);
+}
+
 TN_TEST(test_no_registry)
 {
 	struct owner o;
@@ -548,4 +652,4 @@ TN_TEST(test_no_registry)
 TN_TEST_MAIN(TN_CASE(test_register_follow_and_leave), TN_CASE(test_heartbeats_carry_load_and_epoch),
 	TN_CASE(test_refused_registration), TN_CASE(test_quiet_registry_keeps_the_seed),
 	TN_CASE(test_follow_load), TN_CASE(test_closing_registry_gets_silence),
-	TN_CASE(test_no_registry))
+	TN_CASE(test_set_draining), TN_CASE(test_refresh), TN_CASE(test_no_registry))

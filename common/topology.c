@@ -242,27 +242,48 @@ tn_topology_missing(const struct tn_topology *a, const struct tn_topology *b)
 	return missing;
 }
 
+/* The chat servers that can own rooms: those not draining, or, when every one is, all
+ * of them. Whether a draining one counts, or 0 when there is no chat server at all. */
+static size_t
+owner_candidates(const struct tn_topology *t, bool *with_draining)
+{
+	size_t live = 0, all = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->servers[i].type != TN_SERVER_CHAT)
+			continue;
+		all++;
+		live += !t->servers[i].draining;
+	}
+	*with_draining = live == 0;
+	return live > 0 ? live : all;
+}
+
+static bool
+is_candidate(const struct tn_server_info *s, bool with_draining)
+{
+	return s->type == TN_SERVER_CHAT && (with_draining || !s->draining);
+}
+
 const struct tn_server_info *
 tn_topology_room_owner(const struct tn_topology *t, const char *rid, size_t rid_len,
 	enum tn_room_hash how)
 {
-	const struct tn_server_info *best = NULL;
-	uint64_t best_score = 0;
-	size_t n = 0;
-	for (size_t i = 0; i < t->n; i++)
-		n += t->servers[i].type == TN_SERVER_CHAT;
+	bool with_draining;
+	size_t n = owner_candidates(t, &with_draining);
 	if (n == 0)
 		return NULL;
 	if (how == TN_ROOM_HASH_CRC32) {
 		uint32_t want = tn_hash_pomelo_index(rid, rid_len, (uint32_t)n);
 		for (size_t i = 0, k = 0; i < t->n; i++)
-			if (t->servers[i].type == TN_SERVER_CHAT && k++ == want)
+			if (is_candidate(&t->servers[i], with_draining) && k++ == want)
 				return &t->servers[i];
 		return NULL;
 	}
+	const struct tn_server_info *best = NULL;
+	uint64_t best_score = 0;
 	for (size_t i = 0; i < t->n; i++) {
 		const struct tn_server_info *s = &t->servers[i];
-		if (s->type != TN_SERVER_CHAT)
+		if (!is_candidate(s, with_draining))
 			continue;
 		uint64_t score = tn_hash64(rid, rid_len, s->seed);
 		if (best == NULL || score > best_score) {
@@ -271,4 +292,19 @@ tn_topology_room_owner(const struct tn_topology *t, const char *rid, size_t rid_
 		}
 	}
 	return best;
+}
+
+struct tn_topology *
+tn_topology_with(const struct tn_topology *t, const struct tn_server_info *s)
+{
+	struct tn_topology *c = tn_topology_new_empty();
+	c->version = t->version;
+	c->registry_inc = t->registry_inc;
+	c->servers = tn_calloc(t->n + 1, sizeof(*c->servers));
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->servers[i].id, s->id ? s->id : "") != 0)
+			tn_server_info_copy(&c->servers[c->n++], &t->servers[i]);
+	tn_server_info_copy(&c->servers[c->n++], s);
+	tn_topology_sort(c);
+	return c;
 }

@@ -41,6 +41,8 @@ struct tn_server_info {
 	char *version;
 	uint64_t incarnation;   /* unique per process start; 0 when unknown */
 	struct tn_server_load load;
+	bool draining;          /* shutting down: still serving, but no longer chosen as a
+	                         * room's owner (false for a seed entry) */
 };
 
 struct tn_topology {
@@ -98,9 +100,17 @@ bool tn_server_info_same(const struct tn_server_info *a, const struct tn_server_
  * left. */
 size_t tn_topology_missing(const struct tn_topology *a, const struct tn_topology *b);
 
-/* The owner of a room among the chat servers: rendezvous (or pomelo's crc32 % n over the
- * chat servers in file order). NULL when there is no chat server. */
+/* The owner of a room among the chat servers that are not draining: rendezvous (or
+ * pomelo's crc32 % n over those chat servers in file order). When every chat server is
+ * draining, among all of them, so that a room has an owner while any chat server exists.
+ * NULL when there is no chat server. The result points into t. Any thread. */
 const struct tn_server_info *tn_topology_room_owner(const struct tn_topology *t, const char *rid,
 	size_t rid_len, enum tn_room_hash how);
+
+/* A new topology (free it with tn_topology_free): a deep copy of t with a deep copy of s
+ * added, or replacing the entry with s's id, sorted as tn_topology_sort sorts. Version
+ * and registry_inc are t's. For asking who owned a room while server s was still in the
+ * membership. t and s are borrowed. Any thread. */
+struct tn_topology *tn_topology_with(const struct tn_topology *t, const struct tn_server_info *s);
 
 #endif

@@ -174,5 +174,158 @@ TN_TEST(test_room_owner)
 	tn_topology_free(t);
 }
 
+/* The id of a room's owner by rendezvous. */
+static const char *
+owner_id(const struct tn_topology *t, const char *rid, int len)
+{
+	return tn_topology_room_owner(t, rid, (size_t)len, TN_ROOM_HASH_RENDEZVOUS)->id;
+}
+
+/* Four chat servers (and a connector in between, which never owns rooms). */
+static struct tn_topology *
+four_chats(void)
+{
+	struct tn_topology *t = tn_topology_new_empty();
+	const char *ids[] = {"chat-1", "chat-2", "connector-1", "chat-3", "chat-4"};
+	for (int i = 0; i < 5; i++) {
+		struct tn_server_info s = {.id = (char *)ids[i], .host = "h", .port = 1,
+			.type = i == 2 ? TN_SERVER_CONNECTOR : TN_SERVER_CHAT};
+		tn_topology_add(t, &s);
+	}
+	return t;
+}
+
+static void
+set_draining(struct tn_topology *t, const char *id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->servers[i].id, id) == 0)
+			t->servers[i].draining = true;
+}
+
+/* Rendezvous: a draining server owns nothing; its rooms go where they would go if it had
+ * left, and no other room moves. */
+TN_TEST(test_room_owner_skips_draining_rendezvous)
+{
+	struct tn_topology *t = four_chats();
+	struct tn_topology *d = tn_topology_copy(t);
+	set_draining(d, "chat-2");
+	TN_CHECK(d->servers[1].draining && !d->servers[0].draining); /* copies keep the flag */
+	struct tn_topology *gone = tn_topology_new_empty();
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->servers[i].id, "chat-2") != 0)
+			tn_topology_add(gone, &t->servers[i]);
+	int was_chat2 = 0;
+	for (int i = 0; i < 400; i++) {
+		char rid[16];
+		int n = snprintf(rid, sizeof(rid), "r%d", i);
+		const char *before = owner_id(t, rid, n);
+		const char *now = owner_id(d, rid, n);
+		const char *left = owner_id(gone, rid, n);
+		TN_CHECK(strcmp(now, "chat-2") != 0);
+		TN_CHECK_STR(now, left);
+		if (strcmp(before, "chat-2") == 0)
+			was_chat2++;
+		else
+			TN_CHECK_STR(now, before);
+	}
+	TN_CHECK(was_chat2 > 50); /* the test did move rooms */
+	/* Every chat server draining: they are all candidates again, as if none were. */
+	set_draining(d, "chat-1");
+	set_draining(d, "chat-3");
+	set_draining(d, "chat-4");
+	for (int i = 0; i < 100; i++) {
+		char rid[16];
+		int n = snprintf(rid, sizeof(rid), "r%d", i);
+		TN_CHECK_STR(owner_id(d, rid, n), owner_id(t, rid, n));
+	}
+	tn_topology_free(gone);
+	tn_topology_free(d);
+	tn_topology_free(t);
+}
+
+/* pomelo's crc32 % n: n and the order are those of the chat servers not draining. */
+TN_TEST(test_room_owner_skips_draining_crc32)
+{
+	struct tn_topology *t = four_chats();
+	set_draining(t, "chat-3");
+	const char *live[] = {"chat-1", "chat-2", "chat-4"};
+	const char *all[] = {"chat-1", "chat-2", "chat-3", "chat-4"};
+	int differs = 0;
+	for (int i = 0; i < 40; i++) {
+		char rid[16];
+		int n = snprintf(rid, sizeof(rid), "room%d", i);
+		uint32_t want = tn_hash_pomelo_index(rid, (size_t)n, 3);
+		const char *got = tn_topology_room_owner(t, rid, (size_t)n, TN_ROOM_HASH_CRC32)->id;
+		TN_CHECK_STR(got, live[want]);
+		differs += strcmp(got, all[tn_hash_pomelo_index(rid, (size_t)n, 4)]) != 0;
+	}
+	TN_CHECK(differs > 0);
+	for (size_t i = 0; i < t->n; i++)
+		t->servers[i].draining = true;
+	for (int i = 0; i < 40; i++) {
+		char rid[16];
+		int n = snprintf(rid, sizeof(rid), "room%d", i);
+		uint32_t want = tn_hash_pomelo_index(rid, (size_t)n, 4);
+		TN_CHECK_STR(tn_topology_room_owner(t, rid, (size_t)n, TN_ROOM_HASH_CRC32)->id,
+			all[want]);
+	}
+	tn_topology_free(t);
+}
+
+/* A topology with one server more (or one replaced), sorted, leaving the original alone. */
+TN_TEST(test_topology_with)
+{
+	struct tn_topology *t = four_chats();
+	t->version = 9;
+	t->registry_inc = 3;
+	struct tn_server_info extra = {.id = "chat-10", .type = TN_SERVER_CHAT, .host = "x",
+		.port = 7, .incarnation = 5, .draining = true};
+	struct tn_topology *w = tn_topology_with(t, &extra);
+	TN_CHECK_INT(t->n, ==, 5);
+	TN_CHECK_INT(w->n, ==, 6);
+	TN_CHECK(w->version == 9 && w->registry_inc == 3);
+	/* Sorted: the connector first, then the chat servers in natural order. */
+	const char *order[] = {"connector-1", "chat-1", "chat-2", "chat-3", "chat-4", "chat-10"};
+	for (int i = 0; i < 6; i++)
+		TN_CHECK_STR(w->servers[i].id, order[i]);
+	const struct tn_server_info *e = tn_topology_find(w, "chat-10");
+	TN_CHECK(e != NULL && e->id != extra.id && e->draining && e->port == 7);
+	TN_CHECK(e->seed == tn_hash_server_seed("chat-10"));
+	TN_CHECK_STR(e->client_host, ""); /* NULL -> "" */
+	/* Who owned a room while chat-10 was there and not draining. */
+	extra.draining = false;
+	struct tn_topology *w2 = tn_topology_with(t, &extra);
+	struct tn_topology *grown = tn_topology_copy(t);
+	tn_topology_add(grown, &extra);
+	for (int i = 0; i < 100; i++) {
+		char rid[16];
+		int n = snprintf(rid, sizeof(rid), "r%d", i);
+		TN_CHECK_STR(owner_id(w2, rid, n), owner_id(grown, rid, n));
+	}
+	/* An entry with the same id is replaced, not doubled. */
+	struct tn_server_info again = {.id = "chat-2", .type = TN_SERVER_CHAT, .host = "moved",
+		.port = 8, .draining = true};
+	struct tn_topology *r = tn_topology_with(w2, &again);
+	TN_CHECK_INT(r->n, ==, 6);
+	TN_CHECK_STR(tn_topology_find(r, "chat-2")->host, "moved");
+	TN_CHECK(tn_topology_find(r, "chat-2")->draining);
+	TN_CHECK_STR(tn_topology_find(w2, "chat-2")->host, "h");
+	/* And an empty topology takes its first entry. */
+	struct tn_topology *empty = tn_topology_new_empty();
+	struct tn_topology *one = tn_topology_with(empty, &again);
+	TN_CHECK(one->n == 1 && strcmp(one->servers[0].id, "chat-2") == 0);
+	TN_CHECK(tn_topology_room_owner(one, "r", 1, TN_ROOM_HASH_CRC32) == &one->servers[0]);
+	tn_topology_free(one);
+	tn_topology_free(empty);
+	tn_topology_free(r);
+	tn_topology_free(grown);
+	tn_topology_free(w2);
+	tn_topology_free(w);
+	tn_topology_free(t);
+}
+
 TN_TEST_MAIN(TN_CASE(test_load_seed), TN_CASE(test_natural_order),
-	TN_CASE(test_copy_and_differences), TN_CASE(test_room_owner))
+	TN_CASE(test_copy_and_differences), TN_CASE(test_room_owner),
+	TN_CASE(test_room_owner_skips_draining_rendezvous),
+	TN_CASE(test_room_owner_skips_draining_crc32), TN_CASE(test_topology_with))

@@ -39,6 +39,9 @@ kind_name(uint64_t kind)
 	case TN_KIND_REG_ACK: return "registry.ack";
 	case TN_KIND_REG_SNAPSHOT: return "registry.snapshot";
 	case TN_KIND_REG_NOTICE: return "registry.notice";
+	case TN_KIND_ROOM_STATE: return "room.state";
+	case TN_KIND_ROOM_CLAIM: return "room.claim";
+	case TN_KIND_ROOM_REJOIN: return "room.rejoin";
 	default: return NULL;
 	}
 }

@@ -15,7 +15,8 @@
  * that buffer does, so callers copy what they keep.
  *
  * The kinds live in reply.h (TN_KIND_REPLY), chat.h (TN_KIND_CHAT_*), push.h
- * (TN_KIND_PUSH*) and registry.h (TN_KIND_REG_*). This header holds what they share.
+ * (TN_KIND_PUSH*), registry.h (TN_KIND_REG_*) and moves.h (TN_KIND_ROOM_*). This header
+ * holds what they share.
  * Adding a kind: give it a value in its area's range below, name it in tn_kind_name
  * (proto.c), and write its struct, key enum, field table and encode/decode on top of
  * wire.h as reply.c does; add a sample to proto_testutil.h so the tests and the fuzzer
@@ -49,6 +50,9 @@ enum tn_kind {
 	TN_KIND_REG_ACK = 52,          /* registry -> server: the answer to the above */
 	TN_KIND_REG_SNAPSHOT = 53,     /* registry -> server: the full membership */
 	TN_KIND_REG_NOTICE = 54,       /* registry -> all (pub/sub): membership changed */
+	TN_KIND_ROOM_STATE = 64,  /* chat -> chat: a room handed over (moves.h) */
+	TN_KIND_ROOM_CLAIM = 65,  /* chat -> chat: the owner asks the holder for a room */
+	TN_KIND_ROOM_REJOIN = 66, /* connector -> chat: members of a lost chat server's rooms */
 };
 
 /* A view of bytes owned by someone else: a string (not NUL-terminated) or a byte string.

@@ -31,7 +31,8 @@ enum {
 	KEY_SRV_VERSION = 11,
 	KEY_SRV_INCARNATION = 12,
 	KEY_SRV_LOAD = 13,
-	N_SRV_KEYS = 14,
+	KEY_SRV_DRAINING = 14,
+	N_SRV_KEYS = 14, /* always written; draining only when set */
 };
 
 /* Keys shared by the requests: REGISTER's server and HEARTBEAT's / LEAVE's id come first. */
@@ -47,6 +48,7 @@ enum {
 	KEY_HB_EPOCH = 2,
 	KEY_HB_REGISTRY_INC = 3,
 	KEY_HB_LOAD = 4,
+	KEY_HB_DRAINING = 5,
 };
 
 enum {
@@ -151,6 +153,7 @@ static const struct tn_wire_field server_fields[] = {
 	SRV_FIELD(KEY_SRV_VERSION, false, version, tn_wire_read_str),
 	SRV_FIELD(KEY_SRV_INCARNATION, false, incarnation, tn_wire_read_u64),
 	SRV_FIELD(KEY_SRV_LOAD, false, load, read_load),
+	SRV_FIELD(KEY_SRV_DRAINING, false, draining, read_flag),
 };
 
 /* Absent strings are empty views that still point somewhere. */
@@ -225,7 +228,7 @@ pack_load(msgpack_packer *pk, uint32_t key, const struct tn_reg_load *l)
 static void
 pack_server(msgpack_packer *pk, const struct tn_reg_server *s)
 {
-	msgpack_pack_map(pk, N_SRV_KEYS);
+	msgpack_pack_map(pk, N_SRV_KEYS + s->draining);
 	tn_wire_put_str(pk, KEY_SRV_ID, s->id);
 	tn_wire_put_u64(pk, KEY_SRV_TYPE, s->type);
 	tn_wire_put_str(pk, KEY_SRV_HOST, s->host);
@@ -240,6 +243,8 @@ pack_server(msgpack_packer *pk, const struct tn_reg_server *s)
 	tn_wire_put_str(pk, KEY_SRV_VERSION, s->version);
 	tn_wire_put_u64(pk, KEY_SRV_INCARNATION, s->incarnation);
 	pack_load(pk, KEY_SRV_LOAD, &s->load);
+	if (s->draining)
+		tn_wire_put_u64(pk, KEY_SRV_DRAINING, 1);
 }
 
 /* ---- REGISTER ---- */
@@ -285,6 +290,7 @@ static const struct tn_wire_field heartbeat_fields[] = {
 	{KEY_HB_REGISTRY_INC, false, offsetof(struct tn_reg_heartbeat, registry_inc),
 		tn_wire_read_u64},
 	{KEY_HB_LOAD, false, offsetof(struct tn_reg_heartbeat, load), read_load},
+	{KEY_HB_DRAINING, false, offsetof(struct tn_reg_heartbeat, draining), read_flag},
 };
 
 void
@@ -292,12 +298,14 @@ tn_reg_heartbeat_encode(struct tn_buf *out, const struct tn_reg_heartbeat *m)
 {
 	msgpack_packer pk;
 	tn_wire_packer_init(&pk, out);
-	tn_wire_begin(&pk, TN_KIND_REG_HEARTBEAT, 5);
+	tn_wire_begin(&pk, TN_KIND_REG_HEARTBEAT, 5 + m->draining);
 	tn_wire_put_str(&pk, KEY_HB_ID, m->id);
 	tn_wire_put_u64(&pk, KEY_HB_INCARNATION, m->incarnation);
 	tn_wire_put_u64(&pk, KEY_HB_EPOCH, m->epoch);
 	tn_wire_put_u64(&pk, KEY_HB_REGISTRY_INC, m->registry_inc);
 	pack_load(&pk, KEY_HB_LOAD, &m->load);
+	if (m->draining)
+		tn_wire_put_u64(&pk, KEY_HB_DRAINING, 1);
 }
 
 int

@@ -6,7 +6,8 @@
  *   REGISTER       body: 0 server (a server map, required), 1 epoch (uint), 2 registry_inc
  *                  (uint): the membership the server holds (0, 0 when none).
  *   HEARTBEAT      body: 0 id (str), 1 incarnation (uint), both required, 2 epoch (uint),
- *                  3 registry_inc (uint), 4 load (a load map).
+ *                  3 registry_inc (uint), 4 load (a load map), 5 draining (uint 0/1,
+ *                  written only when 1).
  *   LEAVE          body: 0 id (str), 1 incarnation (uint), both required.
  *   SNAPSHOT_REQ   body: 0 id (str, the asker; may be absent, e.g. the admin command),
  *                  1 epoch (uint), 2 registry_inc (uint): the membership the asker holds.
@@ -24,9 +25,11 @@
  * A server map: 0 id (str), 1 type (uint, enum tn_server_type), 2 host (str), all
  * required; 3 port, 4 bind_host, 5 client_host, 6 client_port, 7 client_bind_host,
  * 8 admin_host, 9 admin_port, 10 pid, 11 version (str), 12 incarnation, 13 load (a load
- * map). Ports above 65535 are malformed. A load map: 0 connections, 1 sessions, 2 rooms,
- * 3 members, 4 msgs_milli (messages per second x 1000), 5 rss_bytes, 6 uptime_ms; every
- * key optional (0 when absent). Unknown keys are skipped everywhere, as in every kind. */
+ * map), 14 draining (uint 0/1, written only when 1). Ports above 65535 are malformed. A
+ * load map: 0 connections, 1 sessions, 2 rooms, 3 members, 4 msgs_milli (messages per
+ * second x 1000), 5 rss_bytes, 6 uptime_ms; every key optional (0 when absent). Unknown
+ * keys are skipped everywhere, as in every kind. A draining server is shutting down: it
+ * still serves, but is no longer chosen as any room's owner. */
 #ifndef TN_REGISTRY_PROTO_H
 #define TN_REGISTRY_PROTO_H
 
@@ -43,7 +46,7 @@ enum tn_reg_change {
 	TN_REG_LEFT = 1,      /* a server left on its own (shutdown) */
 	TN_REG_EVICTED = 2,   /* a server missed its heartbeats */
 	TN_REG_RECOVERED = 3, /* a restarted registry ended its quiet period */
-	TN_REG_CHANGED = 4,   /* a server re-registered with other addresses */
+	TN_REG_CHANGED = 4,   /* a server re-registered with other addresses, or is draining */
 	TN_REG_CHANGE_COUNT_ = 5,
 };
 
@@ -74,6 +77,7 @@ struct tn_reg_server {
 	struct tn_str version;
 	uint64_t incarnation;          /* unique per process start */
 	struct tn_reg_load load;
+	bool draining;                 /* shutting down: still serving, but no room's owner */
 };
 
 struct tn_reg_register {
@@ -88,6 +92,7 @@ struct tn_reg_heartbeat {
 	uint64_t epoch;
 	uint64_t registry_inc;
 	struct tn_reg_load load;
+	bool draining; /* the server is shutting down (sticky for the registration) */
 };
 
 struct tn_reg_leave {

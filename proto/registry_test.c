@@ -147,6 +147,71 @@ TN_TEST(test_snapshot_iterates)
 	tn_buf_fini(&b);
 }
 
+/* The draining flag: set, it travels in the server map (key 14) and the heartbeat (key 5);
+ * unset, it is not written at all, so the bytes are those of a server that predates it. */
+TN_TEST(test_draining_round_trips)
+{
+	struct tn_buf b, plain;
+	struct tn_reg_register reg;
+	struct tn_reg_heartbeat hb;
+	struct tn_reg_snapshot_reader rd;
+	struct tn_reg_server s;
+	tn_buf_init(&b);
+	tn_buf_init(&plain);
+	sample(&b, TN_REG_SAMPLE_REGISTER_DRAINING);
+	TN_CHECK_OK(tn_reg_register_decode(&reg, b.data, b.len, NULL));
+	TN_CHECK(reg.server.draining);
+	STR_EQ(reg.server.id, "chat-server-2" TN_TEST_CESU8);
+	TN_CHECK(reg.server.load.rooms == 3 && reg.server.incarnation == 1700000000777000);
+	sample(&b, TN_REG_SAMPLE_REGISTER);
+	TN_CHECK_OK(tn_reg_register_decode(&reg, b.data, b.len, NULL));
+	TN_CHECK(!reg.server.draining);
+
+	sample(&b, TN_REG_SAMPLE_HEARTBEAT_DRAINING);
+	TN_CHECK_OK(tn_reg_heartbeat_decode(&hb, b.data, b.len, NULL));
+	TN_CHECK(hb.draining && hb.incarnation == 77 && hb.load.rooms == 3);
+	sample(&plain, TN_REG_SAMPLE_HEARTBEAT);
+	TN_CHECK_OK(tn_reg_heartbeat_decode(&hb, plain.data, plain.len, NULL));
+	TN_CHECK(!hb.draining);
+	/* One key more (fixmap 0x85 -> 0x86), and the pair "5: 1" at the end. */
+	TN_CHECK_INT(b.len, ==, plain.len + 2);
+	TN_CHECK_MEM(b.data + b.len - 2, 2, "\x05\x01", 2);
+	TN_CHECK_INT(plain.data[3], ==, 0x85); /* [version, kind, {...}] */
+	TN_CHECK_INT(b.data[3], ==, 0x86);
+
+	/* A snapshot lists a draining server with its flag, and the others without. */
+	struct tn_reg_server servers[2] = {tn_test_reg_server(0), tn_test_reg_server(1)};
+	servers[1].draining = true;
+	struct tn_reg_snapshot_hdr hdr = {.epoch = 4, .registry_inc = 2};
+	tn_buf_reset(&b);
+	tn_reg_snapshot_encode(&b, &hdr, servers, 2);
+	TN_CHECK_OK(tn_test_check(TN_KIND_REG_SNAPSHOT, b.data, b.len, NULL));
+	TN_CHECK_OK(tn_reg_snapshot_reader_init(&rd, b.data, b.len, NULL));
+	TN_CHECK(tn_reg_snapshot_next(&rd, &s) && !s.draining);
+	TN_CHECK(tn_reg_snapshot_next(&rd, &s) && s.draining);
+	TN_CHECK_INT(s.port, ==, 6051);
+
+	/* Any non-zero value means set; a value of another type is malformed. */
+	msgpack_packer pk;
+	tn_buf_reset(&b);
+	tn_wire_packer_init(&pk, &b);
+	tn_wire_begin(&pk, TN_KIND_REG_HEARTBEAT, 3);
+	tn_wire_put_str(&pk, 0, TN_STR("c"));
+	tn_wire_put_u64(&pk, 1, 1);
+	tn_wire_put_u64(&pk, 5, 7);
+	TN_CHECK_OK(tn_reg_heartbeat_decode(&hb, b.data, b.len, NULL));
+	TN_CHECK(hb.draining);
+	tn_buf_reset(&b);
+	tn_wire_packer_init(&pk, &b);
+	tn_wire_begin(&pk, TN_KIND_REG_HEARTBEAT, 3);
+	tn_wire_put_str(&pk, 0, TN_STR("c"));
+	tn_wire_put_u64(&pk, 1, 1);
+	tn_wire_put_str(&pk, 5, TN_STR("yes"));
+	TN_CHECK_INT(tn_reg_heartbeat_decode(&hb, b.data, b.len, NULL), ==, TN_EPROTO);
+	tn_buf_fini(&plain);
+	tn_buf_fini(&b);
+}
+
 /* A register body crafted by hand: the server map with `extra` unknown pairs in front of
  * the known ones, optionally without its host, and a port of the given value. */
 static void
@@ -303,6 +368,7 @@ TN_TEST(test_mutations_never_crash)
 
 TN_TEST_MAIN(TN_CASE(test_leave_exact_bytes), TN_CASE(test_register_round_trip),
 	TN_CASE(test_heartbeat_ack_notice_round_trips), TN_CASE(test_snapshot_iterates),
+	TN_CASE(test_draining_round_trips),
 	TN_CASE(test_unknown_keys_and_defaults), TN_CASE(test_truncated_and_trailing),
 	TN_CASE(test_limits), TN_CASE(test_duplicate_key_and_wrong_types),
 	TN_CASE(test_mutations_never_crash))

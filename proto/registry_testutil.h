@@ -36,7 +36,8 @@ tn_test_reg_servers_eq(const struct tn_reg_server *a, const struct tn_reg_server
 	}
 	return a->type == b->type && a->port == b->port && a->client_port == b->client_port &&
 		a->admin_port == b->admin_port && a->pid == b->pid &&
-		a->incarnation == b->incarnation && tn_test_reg_loads_eq(&a->load, &b->load);
+		a->incarnation == b->incarnation && a->draining == b->draining &&
+		tn_test_reg_loads_eq(&a->load, &b->load);
 }
 
 static inline int
@@ -105,7 +106,8 @@ tn_test_check_reg_heartbeat(const void *data, size_t len, const struct tn_proto_
 	if (tn_reg_heartbeat_decode(&b, buf.data, buf.len, &tn_test_unlimited) != TN_OK)
 		tn_test_fail("heartbeat does not decode after re-encoding");
 	if (!tn_str_eq(a.id, b.id) || a.incarnation != b.incarnation || a.epoch != b.epoch ||
-		a.registry_inc != b.registry_inc || !tn_test_reg_loads_eq(&a.load, &b.load))
+		a.registry_inc != b.registry_inc || !tn_test_reg_loads_eq(&a.load, &b.load) ||
+		a.draining != b.draining)
 		tn_test_fail("heartbeat changed through re-encoding");
 	tn_buf_fini(&buf);
 	return TN_OK;
@@ -224,12 +226,15 @@ enum {
 	TN_REG_SAMPLE_SNAPSHOT,
 	TN_REG_SAMPLE_SNAPSHOT_EMPTY,
 	TN_REG_SAMPLE_NOTICE,
+	TN_REG_SAMPLE_REGISTER_DRAINING, /* a chat server that is shutting down */
+	TN_REG_SAMPLE_HEARTBEAT_DRAINING,
 	TN_REG_SAMPLE_COUNT,
 };
 
 #define TN_REG_SAMPLE_NAMES                                                              \
 	"reg-register", "reg-heartbeat", "reg-leave", "reg-snapshot-req", "reg-ack",         \
-		"reg-ack-refused", "reg-snapshot", "reg-snapshot-empty", "reg-notice"
+		"reg-ack-refused", "reg-snapshot", "reg-snapshot-empty", "reg-notice",           \
+		"reg-register-draining", "reg-heartbeat-draining"
 
 /* A connector with every field set, and a chat server with the optional ones left out. */
 static inline struct tn_reg_server
@@ -279,10 +284,19 @@ tn_test_sample_registry(struct tn_buf *out, int which)
 		tn_reg_register_encode(out, &m);
 		return TN_KIND_REG_REGISTER;
 	}
-	case TN_REG_SAMPLE_HEARTBEAT: {
-		struct tn_reg_heartbeat m = {TN_STR("chat-server-1"), 77, 9, 3, {1, 2, 3, 4, 5, 6, 7}};
+	case TN_REG_SAMPLE_HEARTBEAT:
+	case TN_REG_SAMPLE_HEARTBEAT_DRAINING: {
+		struct tn_reg_heartbeat m = {TN_STR("chat-server-1"), 77, 9, 3,
+			{1, 2, 3, 4, 5, 6, 7}, which == TN_REG_SAMPLE_HEARTBEAT_DRAINING};
 		tn_reg_heartbeat_encode(out, &m);
 		return TN_KIND_REG_HEARTBEAT;
+	}
+	case TN_REG_SAMPLE_REGISTER_DRAINING: {
+		struct tn_reg_register m = {servers[1], 9, 1700000000999000};
+		m.server.draining = true;
+		m.server.incarnation = 1700000000777000;
+		tn_reg_register_encode(out, &m);
+		return TN_KIND_REG_REGISTER;
 	}
 	case TN_REG_SAMPLE_LEAVE: {
 		struct tn_reg_leave m = {TN_STR("gate-server-1"), UINT64_MAX};

@@ -260,3 +260,14 @@ tn_wire_put_strs(msgpack_packer *pk, uint32_t key, const struct tn_str_iter *lis
 		msgpack_pack_str_with_body(pk, s.p, s.len);
 	}
 }
+
+void
+tn_wire_put_u64s(msgpack_packer *pk, uint32_t key, const struct tn_u64_iter *list)
+{
+	struct tn_u64_iter it = *list;
+	uint64_t v;
+	msgpack_pack_uint32(pk, key);
+	msgpack_pack_array(pk, it.n);
+	while (tn_u64_iter_next(&it, &v))
+		msgpack_pack_uint64(pk, v);
+}

@@ -75,5 +75,6 @@ void tn_wire_put_i64(msgpack_packer *pk, uint32_t key, int64_t v);
 void tn_wire_put_str(msgpack_packer *pk, uint32_t key, struct tn_str s);
 void tn_wire_put_bin(msgpack_packer *pk, uint32_t key, struct tn_str s);
 void tn_wire_put_strs(msgpack_packer *pk, uint32_t key, const struct tn_str_iter *list);
+void tn_wire_put_u64s(msgpack_packer *pk, uint32_t key, const struct tn_u64_iter *list);
 
 #endif

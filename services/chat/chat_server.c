@@ -1,8 +1,11 @@
 #include "chat_server.h"
 
+#include "chat_internal.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -10,6 +13,7 @@
 #include "clock.h"
 #include "err.h"
 #include "json.h"
+#include "moves.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
@@ -39,38 +43,19 @@ struct pending_enter {
 	uint64_t timer;
 };
 
-struct tn_chat {
-	const struct tn_config *cfg;
-	struct tn_topology *topo;
-	struct tn_loop *loop;
-	struct tn_rpc_server *rpc;
-	struct tn_stream *streams;
-	int n_streams;
-	bool *stream_closed;   /* its connector left the membership: socket closed, slot kept */
-	uint64_t inc;          /* this process's incarnation */
-	struct tn_rooms rooms;
-	struct pending_enter *pending;
-	bool flush_posted;
-	struct tn_buf scratch; /* reply and body encoding */
-	struct tn_buf body;
-	struct tn_counter *req_enter, *req_leave, *req_send, *req_bad;
-	struct tn_counter *rejected_dup, *rejected_absent;
-	struct tn_counter *req_fetch, *fetch_ok, *fetch_gone, *conn_restarts;
-	struct tn_gauge *g_rooms, *g_members;
-	struct tn_histogram *handle_seconds;
-};
 
-static void
-reply_code(struct tn_chat *c, struct tn_rpc_req *req, int code, const char *reason)
+void
+chat_reply_code(struct tn_chat *c, struct tn_rpc_req *req, int code, const char *reason)
 {
-	struct tn_reply r = {.code = code, .reason = tn_str_of(reason ? reason : "")};
+	struct tn_reply r = {.code = code, .reason = tn_str_of(reason ? reason : ""),
+		.epoch = c->topo->version};
 	tn_buf_reset(&c->scratch);
 	tn_reply_encode(&c->scratch, &r);
 	tn_rpc_reply(req, c->scratch.data, c->scratch.len);
 }
 
-static int
-stream_of(struct tn_chat *c, struct tn_str conn_id)
+int
+chat_stream_of(struct tn_chat *c, struct tn_str conn_id)
 {
 	for (int i = 0; i < c->n_streams; i++)
 		if (!c->stream_closed[i] && strlen(c->streams[i].conn_id) == conn_id.len &&
@@ -92,20 +77,23 @@ schedule_flush(struct tn_chat *c)
 	tn_loop_post(c->loop, flush_all, c);
 }
 
-static void
-flush_all(void *arg, bool cancelled)
+void
+chat_flush_all(struct tn_chat *c)
 {
-	struct tn_chat *c = arg;
-	if (cancelled)
-		return;
 	c->flush_posted = false;
 	for (int i = 0; i < c->n_streams; i++)
 		if (!c->stream_closed[i])
 			tn_stream_flush(&c->streams[i], c->cfg->id);
 }
 
+static void
+flush_all(void *arg, bool cancelled)
+{
+	if (!cancelled)
+		chat_flush_all(arg);
+}
+
 static void body_user(struct tn_chat *c, const char *route, const char *name, size_t len);
-static void update_gauges(struct tn_chat *c);
 
 /* Pushes route/body to every member of room (except `except`, may be NULL): one item per
  * connector stream that hosts members, carrying their session ids. */
@@ -113,6 +101,7 @@ static void
 push_room(struct tn_chat *c, struct tn_room *room, const struct tn_member *except,
 	const char *route, const char *body, size_t body_len)
 {
+	room->next_seq++;
 	struct tn_blob *blob = tn_blob_new(body, body_len);
 	/* A room's counts cover the streams there were when it last grew; members of a
 	 * closed stream's connector are skipped (they go when connector loss is handled). */
@@ -184,7 +173,7 @@ purge_stream_members(struct tn_chat *c, int si)
 	}
 	tn_buf_fini(&gone);
 	free(rooms);
-	update_gauges(c);
+	chat_update_gauges(c);
 	if (removed)
 		tn_info("chat", "connector restarted: its members left connector=%s members=%zu",
 			c->streams[si].conn_id, removed);
@@ -200,13 +189,13 @@ check_incarnation(struct tn_chat *c, struct tn_rpc_req *req, int si, uint64_t co
 	if (conn_inc == 0 || conn_inc == s->conn_inc)
 		return true;
 	if (s->conn_inc != 0 && conn_inc < s->conn_inc) {
-		reply_code(c, req, TN_ECLOSED, "request from a connector incarnation that has ended");
+		chat_reply_code(c, req, TN_ECLOSED, "request from a connector incarnation that has ended");
 		return false;
 	}
 	if (s->conn_inc != 0) {
 		tn_stream_flush(s, c->cfg->id);
 		purge_stream_members(c, si);
-		flush_all(c, false);
+		chat_flush_all(c);
 		tn_counter_inc(c->conn_restarts);
 	}
 	tn_stream_reset(s, conn_inc);
@@ -228,16 +217,16 @@ body_user(struct tn_chat *c, const char *route, const char *name, size_t len)
 	tn_jw_obj_end(&w);
 }
 
-static void
-update_gauges(struct tn_chat *c)
+void
+chat_update_gauges(struct tn_chat *c)
 {
 	tn_gauge_set(c->g_rooms, (int64_t)tn_rooms_count(&c->rooms));
 	tn_gauge_set(c->g_members, (int64_t)c->rooms.n_members);
 }
 
 /* Rooms made before a connector joined count members over fewer streams: widen. */
-static void
-room_fit(struct tn_chat *c, struct tn_room *room)
+void
+chat_room_fit(struct tn_chat *c, struct tn_room *room)
 {
 	if (room->n_streams >= c->n_streams)
 		return;
@@ -283,7 +272,7 @@ pending_expire(void *arg)
 		return;
 	tn_warn("chat", "enter refused: push stream down connector=%s",
 		p->chat->streams[p->stream].conn_id);
-	reply_code(p->chat, p->req, TN_EUNREACH, "push stream to the connector is not up");
+	chat_reply_code(p->chat, p->req, TN_EUNREACH, "push stream to the connector is not up");
 	free(p);
 }
 
@@ -294,26 +283,30 @@ handle_enter(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 	int rv = tn_chat_req_decode(&r, TN_KIND_CHAT_ENTER, data, len, NULL);
 	if (rv) {
 		tn_counter_inc(c->req_bad);
-		reply_code(c, req, rv, "malformed enter");
+		chat_reply_code(c, req, rv, "malformed enter");
 		return;
 	}
-	int si = stream_of(c, r.connector_id);
+	int si = chat_stream_of(c, r.connector_id);
 	if (si < 0) {
-		reply_code(c, req, TN_ENOENT, "unknown connector");
+		chat_reply_code(c, req, TN_ENOENT, "unknown connector");
 		return;
 	}
 	if (!check_incarnation(c, req, si, r.conn_inc))
+		return;
+	struct tn_room *room;
+	if (!chat_room_route(c, req, data, len, r.epoch, r.rid, &room))
 		return;
 	if (!tn_stream_up(&c->streams[si])) {
 		/* Answering now would let the client miss the pushes that follow. */
 		defer_enter(c, req, data, len, si);
 		return;
 	}
-	struct tn_room *room = tn_rooms_get(&c->rooms, r.rid.p, r.rid.len);
+	if (room == NULL)
+		room = tn_rooms_get(&c->rooms, r.rid.p, r.rid.len);
 	if (tn_room_member(room, r.name.p, r.name.len)) {
 		tn_counter_inc(c->rejected_dup);
 		tn_rooms_drop_if_empty(&c->rooms, room);
-		reply_code(c, req, TN_EEXIST, "name taken in this room");
+		chat_reply_code(c, req, TN_EEXIST, "name taken in this room");
 		return;
 	}
 	/* onAdd goes to the room before the newcomer joins, so the newcomer does not get it. */
@@ -321,9 +314,9 @@ handle_enter(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 		body_user(c, "onAdd", r.name.p, r.name.len);
 		push_room(c, room, NULL, "onAdd", (const char *)c->body.data, c->body.len);
 	}
-	room_fit(c, room);
+	chat_room_fit(c, room);
 	tn_room_add(&c->rooms, room, r.name.p, r.name.len, r.sid, si);
-	update_gauges(c);
+	chat_update_gauges(c);
 
 	struct tn_str *names = tn_malloc(room->n_members * sizeof(*names));
 	uint32_t n = 0;
@@ -344,17 +337,21 @@ handle_leave(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 	int rv = tn_chat_req_decode(&r, TN_KIND_CHAT_LEAVE, data, len, NULL);
 	if (rv) {
 		tn_counter_inc(c->req_bad);
-		reply_code(c, req, rv, "malformed leave");
+		chat_reply_code(c, req, rv, "malformed leave");
 		return;
 	}
-	int si = stream_of(c, r.connector_id);
+	int si = chat_stream_of(c, r.connector_id);
 	if (si >= 0 && !check_incarnation(c, req, si, r.conn_inc))
 		return;
-	struct tn_room *room = tn_rooms_find(&c->rooms, r.rid.p, r.rid.len);
+	struct tn_room *room;
+	if (!chat_room_route(c, req, data, len, r.epoch, r.rid, &room))
+		return;
 	struct tn_member *m = room ? tn_room_member(room, r.name.p, r.name.len) : NULL;
 	/* Only the session that entered can leave under that name. */
 	if (m == NULL || m->sid != r.sid || m->stream != si) {
-		reply_code(c, req, TN_ENOENT, "not in this room");
+		if (room)
+			tn_rooms_drop_if_empty(&c->rooms, room);
+		chat_reply_code(c, req, TN_ENOENT, "not in this room");
 		return;
 	}
 	tn_room_remove(&c->rooms, room, m);
@@ -363,8 +360,8 @@ handle_leave(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 		push_room(c, room, NULL, "onLeave", (const char *)c->body.data, c->body.len);
 	}
 	tn_rooms_drop_if_empty(&c->rooms, room);
-	update_gauges(c);
-	reply_code(c, req, TN_OK, NULL);
+	chat_update_gauges(c);
+	chat_reply_code(c, req, TN_OK, NULL);
 }
 
 static void
@@ -374,23 +371,27 @@ handle_send(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size
 	int rv = tn_chat_req_decode(&r, TN_KIND_CHAT_SEND, data, len, NULL);
 	if (rv) {
 		tn_counter_inc(c->req_bad);
-		reply_code(c, req, rv, "malformed send");
+		chat_reply_code(c, req, rv, "malformed send");
 		return;
 	}
-	int si = stream_of(c, r.connector_id);
+	int si = chat_stream_of(c, r.connector_id);
 	if (si >= 0 && !check_incarnation(c, req, si, r.conn_inc))
 		return;
-	struct tn_room *room = tn_rooms_find(&c->rooms, r.rid.p, r.rid.len);
+	struct tn_room *room;
+	if (!chat_room_route(c, req, data, len, r.epoch, r.rid, &room))
+		return;
 	struct tn_member *from = room ? tn_room_member(room, r.name.p, r.name.len) : NULL;
 	if (from == NULL || from->sid != r.sid || from->stream != si) {
-		reply_code(c, req, TN_ENOENT, "not in this room");
+		if (room)
+			tn_rooms_drop_if_empty(&c->rooms, room);
+		chat_reply_code(c, req, TN_ENOENT, "not in this room");
 		return;
 	}
 	bool all = r.target.len == 1 && r.target.p[0] == '*';
 	struct tn_member *to = all ? NULL : tn_room_member(room, r.target.p, r.target.len);
 	if (!all && to == NULL) {
 		tn_counter_inc(c->rejected_absent);
-		reply_code(c, req, TN_ENOENT, "user not in this room");
+		chat_reply_code(c, req, TN_ENOENT, "user not in this room");
 		return;
 	}
 	struct tn_jw w;
@@ -408,7 +409,7 @@ handle_send(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size
 		push_room(c, room, NULL, "onChat", (const char *)c->body.data, c->body.len);
 	else
 		push_one(c, room, to, "onChat", (const char *)c->body.data, c->body.len);
-	reply_code(c, req, TN_OK, NULL);
+	chat_reply_code(c, req, TN_OK, NULL);
 }
 
 static void
@@ -418,10 +419,10 @@ handle_fetch(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 	int rv = tn_push_fetch_decode(&f, data, len, NULL);
 	if (rv) {
 		tn_counter_inc(c->req_bad);
-		reply_code(c, req, rv, "malformed fetch");
+		chat_reply_code(c, req, rv, "malformed fetch");
 		return;
 	}
-	int si = stream_of(c, f.connector_id);
+	int si = chat_stream_of(c, f.connector_id);
 	struct tn_stream *s = si >= 0 ? &c->streams[si] : NULL;
 	/* The items must still be in the ring, and of the same two incarnations. */
 	struct tn_buf items;
@@ -441,9 +442,22 @@ handle_fetch(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 		tn_warn("push", "fetch of items no longer held connector=%.*s from=%llu to=%llu",
 			(int)f.connector_id.len, f.connector_id.p, (unsigned long long)f.from_seq,
 			(unsigned long long)f.to_seq);
-		reply_code(c, req, TN_ENOENT, "those items are no longer held");
+		chat_reply_code(c, req, TN_ENOENT, "those items are no longer held");
 	}
 	tn_buf_fini(&items);
+}
+
+void
+chat_dispatch(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size_t len)
+{
+	enum tn_kind kind = 0;
+	tn_proto_peek(&kind, data, len);
+	if (kind == TN_KIND_CHAT_ENTER)
+		handle_enter(c, req, data, len);
+	else if (kind == TN_KIND_CHAT_LEAVE)
+		handle_leave(c, req, data, len);
+	else
+		handle_send(c, req, data, len);
 }
 
 static void
@@ -455,7 +469,7 @@ on_request(void *arg, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 	int rv = tn_proto_peek(&kind, data, len);
 	if (rv) {
 		tn_counter_inc(c->req_bad);
-		reply_code(c, req, rv, "unreadable request");
+		chat_reply_code(c, req, rv, "unreadable request");
 		return;
 	}
 	switch (kind) {
@@ -475,9 +489,12 @@ on_request(void *arg, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 		tn_counter_inc(c->req_fetch);
 		handle_fetch(c, req, data, len);
 		break;
+	case TN_KIND_ROOM_STATE: chat_handle_state(c, req, data, len); break;
+	case TN_KIND_ROOM_CLAIM: chat_handle_claim(c, req, data, len); break;
+	case TN_KIND_ROOM_REJOIN: chat_handle_rejoin(c, req, data, len); break;
 	default:
 		tn_counter_inc(c->req_bad);
-		reply_code(c, req, TN_EKIND, "this server does not serve that kind");
+		chat_reply_code(c, req, TN_EKIND, "this server does not serve that kind");
 		break;
 	}
 	tn_histogram_observe(c->handle_seconds, (double)(tn_now_us() - t0) / 1e6);
@@ -527,6 +544,24 @@ register_metrics(struct tn_chat *c)
 	c->fetch_gone = tn_metrics_counter_labels(fam, "gone");
 	tn_metrics_counter(&c->conn_restarts, "tern_chat_connector_restarts_total",
 		"connectors seen with a new incarnation (their members removed)");
+	tn_metrics_counter(&c->conn_lost, "tern_chat_connectors_lost_total",
+		"connectors that left the membership (their members removed)");
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_retry_answers_total",
+		"requests answered with a retryable code, by code", "code", NULL, 0);
+	c->moved = tn_metrics_counter_labels(fam, "moved");
+	c->recovering = tn_metrics_counter_labels(fam, "recovering");
+	tn_metrics_counter(&c->claims_sent, "tern_chat_room_claims_total",
+		"rooms asked of the other chat servers (a room this server owns but does not hold)");
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_room_moves_total",
+		"rooms handed over, by direction", "direction", NULL, 0);
+	c->rooms_in = tn_metrics_counter_labels(fam, "in");
+	c->rooms_out = tn_metrics_counter_labels(fam, "out");
+	tn_metrics_counter(&c->rooms_rebuilt, "tern_chat_rooms_rebuilt_total",
+		"rooms rebuilt from the connectors after their owner was lost");
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_recoveries_total",
+		"recoveries of a lost chat server's rooms, by how they ended", "end", NULL, 0);
+	c->recoveries = tn_metrics_counter_labels(fam, "confirmed");
+	c->recoveries_timed_out = tn_metrics_counter_labels(fam, "timed out");
 	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_refused_total",
 		"requests refused, by reason", "reason", NULL, 0);
 	c->rejected_dup = tn_metrics_counter_labels(fam, "name taken");
@@ -552,13 +587,20 @@ register_metrics(struct tn_chat *c)
 }
 
 /* Announces stream positions after activity, so a lost tail is noticed. */
+static void stream_leaving_check(struct tn_chat *c, int i);
+
 static void
 tick(void *arg)
 {
 	struct tn_chat *c = arg;
-	for (int i = 0; i < c->n_streams; i++)
-		if (!c->stream_closed[i])
-			tn_stream_tick(&c->streams[i], c->cfg->id);
+	for (int i = 0; i < c->n_streams; i++) {
+		if (c->stream_closed[i])
+			continue;
+		tn_stream_tick(&c->streams[i], c->cfg->id);
+		if (c->stream_leaving[i])
+			stream_leaving_check(c, i);
+	}
+	chat_moves_tick(c);
 	tn_loop_timer_add(c->loop, c->cfg->push_tick_ms, tick, c);
 }
 
@@ -586,6 +628,8 @@ tn_chat_new(struct tn_chat **out, const struct tn_config *cfg, struct tn_topolog
 		n = CHAT_MAX_STREAMS;
 	c->streams = tn_calloc(CHAT_MAX_STREAMS, sizeof(*c->streams));
 	c->stream_closed = tn_calloc(CHAT_MAX_STREAMS, sizeof(*c->stream_closed));
+	c->stream_leaving = tn_calloc(CHAT_MAX_STREAMS, sizeof(*c->stream_leaving));
+	chat_moves_init(c);
 	uint64_t inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
 	c->inc = inc;
 	int rv = TN_OK;
@@ -619,7 +663,7 @@ static void
 stop_now(void *arg)
 {
 	struct tn_chat *c = arg;
-	flush_all(c, false);
+	chat_flush_all(c);
 	tn_loop_stop(c->loop);
 }
 
@@ -630,10 +674,57 @@ stop_flush(void *arg, bool cancelled)
 	struct tn_chat *c = arg;
 	if (cancelled)
 		return;
-	flush_all(c, false);
+	chat_flush_all(c);
 	int linger = c->cfg->drain_timeout_ms < CHAT_STOP_LINGER_MS ? c->cfg->drain_timeout_ms
 								       : CHAT_STOP_LINGER_MS;
 	tn_loop_timer_add(c->loop, linger, stop_now, c);
+}
+
+void
+tn_chat_set_refresh(struct tn_chat *c, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&c->refresh_mu);
+	c->refresh = fn;
+	c->refresh_arg = arg;
+	pthread_mutex_unlock(&c->refresh_mu);
+}
+
+static void
+drain_task(void *arg, bool cancelled)
+{
+	if (!cancelled)
+		chat_moves_drain(arg);
+}
+
+/* How much is left to hand over (read by the main thread: a rough figure for the log). */
+static size_t
+drain_left(struct tn_chat *c)
+{
+	return tn_rooms_count(&c->rooms) + c->tombs.count;
+}
+
+size_t
+tn_chat_drain(struct tn_chat *c, int64_t deadline_ms)
+{
+	tn_loop_post(c->loop, drain_task, c);
+	pthread_mutex_lock(&c->drain_mu);
+	while (!c->drain_done) {
+		int64_t left = deadline_ms - tn_now_ms();
+		if (left <= 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->drain_cv, &c->drain_mu, &ts);
+	}
+	bool done = c->drain_done;
+	pthread_mutex_unlock(&c->drain_mu);
+	return done ? 0 : drain_left(c) + (drain_left(c) == 0);
 }
 
 void
@@ -655,9 +746,11 @@ tn_chat_free(struct tn_chat *c)
 		c->pending = p->next;
 		free(p);
 	}
+	chat_moves_fini(c);
 	tn_rooms_fini(&c->rooms);
 	free(c->streams);
 	free(c->stream_closed);
+	free(c->stream_leaving);
 	tn_buf_fini(&c->scratch);
 	tn_buf_fini(&c->body);
 	tn_topology_free(c->topo);
@@ -732,26 +825,46 @@ stream_follow(struct tn_chat *c, const struct tn_server_info *conn)
 	stream_start(c, c->n_streams, conn);
 }
 
+/* A connector left the membership: its members go (and the rest of each room hears
+ * onLeave) once its push pipe is down, which is at once for a crashed connector; a
+ * draining one is still sending its own LEAVEs, so it gets until the drain bound. */
+static void
+stream_leaving_check(struct tn_chat *c, int i)
+{
+	if (tn_stream_up(&c->streams[i]) && tn_now_ms() < c->stream_leaving[i])
+		return;
+	c->stream_leaving[i] = 0;
+	tn_stream_flush(&c->streams[i], c->cfg->id);
+	purge_stream_members(c, i);
+	chat_flush_all(c);
+	nng_close(c->streams[i].pub);
+	c->stream_closed[i] = true;
+	tn_counter_inc(c->conn_lost);
+	tn_info("chat", "push stream closed: connector left the membership connector=%s",
+		c->streams[i].conn_id);
+}
+
 void
 tn_chat_set_topology(struct tn_chat *c, struct tn_topology *topo)
 {
+	struct tn_topology *old = c->topo;
+	c->topo = topo;
 	for (int i = 0; i < c->n_streams; i++) {
 		const struct tn_server_info *s = tn_topology_find(topo, c->streams[i].conn_id);
-		if (c->stream_closed[i] || (s && s->type == TN_SERVER_CONNECTOR))
+		bool member = s && s->type == TN_SERVER_CONNECTOR;
+		if (member)
+			c->stream_leaving[i] = 0;
+		if (c->stream_closed[i] || member || c->stream_leaving[i])
 			continue;
-		/* Only the socket goes: its members and sequence stay with the slot. */
-		tn_stream_flush(&c->streams[i], c->cfg->id);
-		nng_close(c->streams[i].pub);
-		c->stream_closed[i] = true;
-		tn_info("chat", "push stream closed: connector left the membership connector=%s",
-			c->streams[i].conn_id);
+		c->stream_leaving[i] = tn_now_ms() + c->cfg->drain_timeout_ms;
+		stream_leaving_check(c, i);
 	}
 	const struct tn_server_info *conns[CHAT_MAX_STREAMS];
 	size_t n = tn_topology_of_type(topo, TN_SERVER_CONNECTOR, conns, CHAT_MAX_STREAMS);
 	for (size_t k = 0; k < n && k < CHAT_MAX_STREAMS; k++)
 		stream_follow(c, conns[k]);
-	tn_topology_free(c->topo);
-	c->topo = topo;
+	chat_moves_topology(c, old);
+	tn_topology_free(old);
 }
 
 void

@@ -24,6 +24,19 @@ void tn_chat_set_topology(struct tn_chat *c, struct tn_topology *topo);
  * handled so far as its messages. Loop thread. */
 void tn_chat_load(struct tn_chat *c, struct tn_server_load *out, uint64_t *messages);
 
+/* Sets the function that asks the membership client for a fresh snapshot (a peer or a
+ * connector showed a newer epoch). fn runs on the loop thread under a lock
+ * and must not block; NULL clears it (done before the membership client is freed). Any
+ * thread. */
+void tn_chat_set_refresh(struct tn_chat *c, void (*fn)(void *arg), void *arg);
+
+/* Drains (SIGTERM): from now on this server owns no room; it hands every room it holds to
+ * the room's new owner and keeps serving what still comes to it (answering TN_EMOVED for
+ * rooms gone). Blocks until every hand-off is acknowledged or deadline_ms (tn_now_ms
+ * clock) passes; returns the number of rooms still here or unacknowledged. Main thread,
+ * with the loop running. */
+size_t tn_chat_drain(struct tn_chat *c, int64_t deadline_ms);
+
 /* Stops the loop gracefully (SIGTERM): after the requests already queued have run, flushes
  * every push stream, keeps serving for a short linger (at most drainTimeout) so that nng
  * hands the last batches to the network, flushes again and stops the loop (tn_loop_run

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "chat_server.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
@@ -21,6 +22,12 @@ static void
 on_topology(void *arg, struct tn_topology *topo)
 {
 	tn_chat_set_topology(arg, topo);
+}
+
+static void
+on_refresh(void *arg)
+{
+	tn_membership_refresh(arg);
 }
 
 static void
@@ -59,6 +66,8 @@ main(int argc, char **argv)
 	rv = tn_membership_start(&m, &mo);
 	tn_topology_free(seed);
 	if (rv == TN_OK)
+		tn_chat_set_refresh(chat, on_refresh, m);
+	if (rv == TN_OK)
 		tn_membership_wait_registered(m, svc.cfg.rpc_timeout_ms < 2000 ? svc.cfg.rpc_timeout_ms
 										: 2000);
 	else
@@ -72,6 +81,18 @@ main(int argc, char **argv)
 	const char *sig = tn_service_wait(&svc);
 	tn_service_exit_within(&svc, svc.cfg.drain_timeout_ms + 1500);
 	tn_info("main", "stopping signal=%s", sig);
+	/* design.md §7: draining (never chosen as an owner again, still serving), rooms
+	 * handed over, pushes flushed, then out of the membership. The hand-overs get most of
+	 * the drain time; the rest is for leaving the registry and the last flush. */
+	if (m)
+		tn_membership_set_draining(m);
+	int64_t t0 = tn_now_ms();
+	size_t left = tn_chat_drain(chat, t0 + svc.cfg.drain_timeout_ms * 3 / 4);
+	if (left)
+		tn_warn("main", "drain time over with rooms not handed over rooms=%zu", left);
+	else
+		tn_info("main", "rooms handed over took_ms=%lld", (long long)(tn_now_ms() - t0));
+	tn_chat_set_refresh(chat, NULL, NULL);
 	tn_membership_stop(m);
 	tn_chat_stop(chat); /* flushes the pushes of what was answered */
 	pthread_join(thr, NULL);

@@ -54,6 +54,7 @@ tn_rooms_get(struct tn_rooms *rs, const char *rid, size_t len)
 	room = tn_calloc(1, sizeof(*room));
 	room->rid = tn_strndup(rid, len);
 	room->rid_len = len;
+	room->next_seq = 1;
 	tn_map_init(&room->by_name);
 	room->n_streams = rs->n_streams;
 	room->per_stream = tn_calloc((size_t)(rs->n_streams ? rs->n_streams : 1), sizeof(uint32_t));
@@ -66,6 +67,14 @@ tn_rooms_drop_if_empty(struct tn_rooms *rs, struct tn_room *room)
 {
 	if (room->n_members != 0)
 		return;
+	tn_map_del(&rs->by_rid, room->rid, room->rid_len);
+	room_free(room);
+}
+
+void
+tn_rooms_drop(struct tn_rooms *rs, struct tn_room *room)
+{
+	rs->n_members -= room->n_members;
 	tn_map_del(&rs->by_rid, room->rid, room->rid_len);
 	room_free(room);
 }

@@ -16,9 +16,19 @@ struct tn_member {
 	int stream;     /* the index of the member's connector's push stream */
 };
 
+/* Whether a room held here serves requests. */
+enum tn_room_phase {
+	TN_ROOM_ACTIVE = 0,     /* the one room of that id accepting requests in the cluster */
+	TN_ROOM_REBUILDING = 1, /* its owner crashed: members are coming back from the
+	                         * connectors; requests are answered TN_ERECOVERING */
+};
+
 struct tn_room {
 	char *rid;
 	size_t rid_len;
+	enum tn_room_phase state;
+	uint64_t next_seq; /* the number the room's next message gets (moves with the room) */
+	uint64_t xfer;     /* the hand-off that brought it here (0: made here) */
 	struct tn_member *head, *tail;
 	size_t n_members;
 	struct tn_map by_name;  /* name -> member */
@@ -44,6 +54,9 @@ struct tn_room *tn_rooms_get(struct tn_rooms *rs, const char *rid, size_t len);
 
 /* Frees an empty room. */
 void tn_rooms_drop_if_empty(struct tn_rooms *rs, struct tn_room *room);
+
+/* Frees a room and its members (it was handed to another server). */
+void tn_rooms_drop(struct tn_rooms *rs, struct tn_room *room);
 
 size_t tn_rooms_count(const struct tn_rooms *rs);
 

@@ -1,6 +1,7 @@
 #include "connector.h"
 
 #include <nng/nng.h>
+#include <pthread.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
+#include "moves.h"
 #include "push.h"
 #include "reply.h"
 #include "rpc.h"
@@ -71,6 +73,15 @@ struct tn_connector {
 	struct tn_counter *rpc_timeout, *rpc_busy, *rpc_other;
 	struct tn_histogram *rpc_seconds;
 	int64_t drain_deadline; /* tn_connector_drain: when the process must be on its way out */
+	struct call *waiting;   /* calls waiting to be tried again (a room moving) */
+	int n_waiting;
+	struct rejoin *rejoins; /* lost chat servers whose rooms' members are re-registered */
+	pthread_mutex_t refresh_mu; /* the hook is cleared by main while the owner runs */
+	void (*refresh)(void *arg);
+	void *refresh_arg;
+	int64_t last_refresh_ms;
+	struct tn_counter *retries_moved, *retries_recovering, *retries_unreachable,
+		*rejoin_members;
 };
 
 struct csess {
@@ -92,12 +103,18 @@ enum call_kind {
 
 struct call {
 	struct tn_connector *c;
+	struct call *prev, *next; /* in c->waiting while it waits to be tried again */
 	enum call_kind kind;
 	uint64_t sid;
 	uint32_t req_id; /* the client's request id; 0 for a notify or an internal call */
 	int chat;        /* index in c->chats */
 	char *name, *rid;
+	char *target, *content; /* SEND */
+	size_t target_len, content_len;
 	int64_t t0_us;
+	int64_t deadline_ms; /* the whole call, retries included */
+	int tries;
+	int last_err;            /* why the last try did not go through (for the answer) */
 	struct tn_filter_ctx fc; /* for the after-filters */
 };
 
@@ -139,6 +156,10 @@ code_of(int err, const char **message)
 	case TN_EUNREACH:
 		*message = "the chat server is unreachable";
 		return 503;
+	case TN_EMOVED:
+	case TN_ERECOVERING:
+		*message = "the room is moving to another chat server: try again";
+		return 503;
 	default:
 		*message = tn_strerror(err);
 		return 500;
@@ -158,28 +179,116 @@ chat_for_room(struct tn_connector *c, const char *rid, size_t len)
 
 static void call_done(void *arg, int err, const uint8_t *data, size_t len);
 static void reap_later(struct tn_connector *c);
+static void rejoins_free(struct tn_connector *c);
 
 static void
 call_free(struct call *k)
 {
 	free(k->name);
 	free(k->rid);
+	free(k->target);
+	free(k->content);
 	free(k);
 }
 
-/* Sends one request to the room's owner. Takes k. */
 static void
-call_start(struct tn_connector *c, struct call *k, const struct tn_chat_req *req, enum tn_kind kind)
+want_refresh(struct tn_connector *c)
 {
+	int64_t now = tn_now_ms();
+	if (now - c->last_refresh_ms < 50)
+		return;
+	c->last_refresh_ms = now;
+	pthread_mutex_lock(&c->refresh_mu);
+	if (c->refresh)
+		c->refresh(c->refresh_arg);
+	pthread_mutex_unlock(&c->refresh_mu);
+}
+
+static enum tn_kind
+kind_of(enum call_kind k)
+{
+	return k == CALL_ENTER ? TN_KIND_CHAT_ENTER
+		: k == CALL_SEND ? TN_KIND_CHAT_SEND
+		: TN_KIND_CHAT_LEAVE;
+}
+
+static void call_send(struct tn_connector *c, struct call *k);
+static void call_complete(struct tn_connector *c, struct call *k, int err,
+	const struct tn_reply *rep);
+
+static void
+waiting_unlink(struct tn_connector *c, struct call *k)
+{
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		c->waiting = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	k->prev = k->next = NULL;
+	c->n_waiting--;
+}
+
+static void
+call_retry_fire(void *arg)
+{
+	struct call *k = arg;
+	waiting_unlink(k->c, k);
+	call_send(k->c, k);
+}
+
+/* The call did not go through (the room is moving, or its server is not connected): it
+ * is tried again shortly, at the room's owner as the membership then says, while its
+ * deadline allows; otherwise it is answered with why. */
+static void
+call_retry_later(struct tn_connector *c, struct call *k, int why)
+{
+	k->last_err = why;
+	int shift = k->tries < 4 ? k->tries : 4;
+	int64_t delay = 10 << shift;
+	k->tries++;
+	if (tn_now_ms() + delay >= k->deadline_ms) {
+		struct tn_reply none = {0};
+		call_complete(c, k, why, &none);
+		return;
+	}
+	k->prev = NULL;
+	k->next = c->waiting;
+	if (c->waiting)
+		c->waiting->prev = k;
+	c->waiting = k;
+	c->n_waiting++;
+	tn_edge_timer(c->edge, delay, call_retry_fire, k);
+}
+
+/* Sends the call to the owner of its room with the time it has left. Takes k. */
+static void
+call_send(struct tn_connector *c, struct call *k)
+{
+	int chat = chat_for_room(c, k->rid, strlen(k->rid));
+	if (chat < 0 || !tn_rpc_client_connected(c->chats[chat].rpc)) {
+		tn_counter_inc(c->retries_unreachable);
+		call_retry_later(c, k, TN_EUNREACH);
+		return;
+	}
+	k->chat = chat;
+	struct tn_chat_req req = {.epoch = c->topo->version, .connector_id = tn_str_of(c->cfg->id),
+		.sid = k->sid, .rid = tn_str_of(k->rid), .name = tn_str_of(k->name),
+		.conn_inc = c->inc};
+	if (k->kind == CALL_SEND) {
+		req.target = (struct tn_str){k->target, k->target_len};
+		req.content = (struct tn_str){k->content, k->content_len};
+	}
 	tn_buf_reset(&c->scratch);
-	tn_chat_req_encode(&c->scratch, kind, req);
+	tn_chat_req_encode(&c->scratch, kind_of(k->kind), &req);
 	k->t0_us = tn_now_us();
-	tn_rpc_call(c->chats[k->chat].rpc, c->scratch.data, c->scratch.len, c->cfg->rpc_timeout_ms,
+	int64_t left = k->deadline_ms - tn_now_ms();
+	tn_rpc_call(c->chats[chat].rpc, c->scratch.data, c->scratch.len, (int)(left > 1 ? left : 1),
 		call_done, k);
 }
 
 static struct call *
-call_new(struct tn_connector *c, enum call_kind kind, uint64_t sid, uint32_t id, int chat,
+call_new(struct tn_connector *c, enum call_kind kind, uint64_t sid, uint32_t id,
 	const char *name, size_t name_len, const char *rid, size_t rid_len)
 {
 	struct call *k = tn_calloc(1, sizeof(*k));
@@ -187,22 +296,18 @@ call_new(struct tn_connector *c, enum call_kind kind, uint64_t sid, uint32_t id,
 	k->kind = kind;
 	k->sid = sid;
 	k->req_id = id;
-	k->chat = chat;
 	k->name = tn_strndup(name, name_len);
 	k->rid = tn_strndup(rid, rid_len);
+	k->deadline_ms = tn_now_ms() + c->cfg->rpc_timeout_ms;
 	return k;
 }
 
 static void
 send_leave(struct tn_connector *c, uint64_t sid, const char *name, const char *rid)
 {
-	int chat = chat_for_room(c, rid, strlen(rid));
-	if (chat < 0)
+	if (chat_for_room(c, rid, strlen(rid)) < 0)
 		return;
-	struct call *k = call_new(c, CALL_LEAVE, sid, 0, chat, name, strlen(name), rid, strlen(rid));
-	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = sid,
-		.rid = tn_str_of(rid), .name = tn_str_of(name), .conn_inc = c->inc};
-	call_start(c, k, &req, TN_KIND_CHAT_LEAVE);
+	call_send(c, call_new(c, CALL_LEAVE, sid, 0, name, strlen(name), rid, strlen(rid)));
 }
 
 /* ---- enter ---- */
@@ -244,18 +349,15 @@ on_enter(struct tn_connector *c, struct csess *cs, const struct tn_filter_ctx *f
 		refuse(c, cs, fc, 429, "too many rooms for one session");
 		return;
 	}
-	int chat = chat_for_room(c, rid, rlen);
-	if (chat < 0) {
+	if (chat_for_room(c, rid, rlen) < 0) {
 		refuse(c, cs, fc, 503, "no chat server is available");
 		return;
 	}
-	struct call *k = call_new(c, CALL_ENTER, cs->sid, id, chat, name, nlen, rid, rlen);
+	struct call *k = call_new(c, CALL_ENTER, cs->sid, id, name, nlen, rid, rlen);
 	k->fc = *fc;
 	k->fc.body = NULL;
-	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = cs->sid,
-		.rid = {rid, rlen}, .name = {name, nlen}, .conn_inc = c->inc};
 	cs->entering++;
-	call_start(c, k, &req, TN_KIND_CHAT_ENTER);
+	call_send(c, k);
 }
 
 /* Returns the code the client got (0: success). */
@@ -345,19 +447,21 @@ on_send(struct tn_connector *c, struct csess *cs, const struct tn_filter_ctx *fc
 		target = "*";
 		tlen = 1;
 	}
-	int chat = chat_for_room(c, rid, strlen(rid));
-	if (chat < 0) {
+	if (chat_for_room(c, rid, strlen(rid)) < 0) {
 		refuse(c, cs, fc, 503, "no chat server is available");
 		return;
 	}
-	struct call *k = call_new(c, CALL_SEND, cs->sid, id, chat, cs->name, strlen(cs->name), rid,
+	struct call *k = call_new(c, CALL_SEND, cs->sid, id, cs->name, strlen(cs->name), rid,
 		strlen(rid));
 	k->fc = *fc;
 	k->fc.body = NULL;
-	struct tn_chat_req req = {.connector_id = tn_str_of(c->cfg->id), .sid = cs->sid,
-		.rid = tn_str_of(rid), .name = tn_str_of(cs->name), .target = {target, tlen},
-		.content = {content, clen}, .conn_inc = c->inc};
-	call_start(c, k, &req, TN_KIND_CHAT_SEND);
+	k->target = tn_strndup(target, tlen);
+	k->target_len = tlen;
+	k->content = tn_malloc(clen + 1);
+	memcpy(k->content, content, clen);
+	k->content[clen] = '\0';
+	k->content_len = clen;
+	call_send(c, k);
 }
 
 static int
@@ -380,6 +484,25 @@ send_done(struct call *k, struct csess *cs, int err, const struct tn_reply *rep)
 	return code;
 }
 
+/* Answers the client (if any) and frees k. */
+static void
+call_complete(struct tn_connector *c, struct call *k, int err, const struct tn_reply *rep)
+{
+	if (err)
+		tn_info("rpc", "call failed kind=%d rid=%s sid=%llu tries=%d err=\"%s\"",
+			(int)k->kind, k->rid, (unsigned long long)k->sid, k->tries + 1, tn_strerror(err));
+	struct tn_edge_sess *s = tn_edge_sess_find(c->edge, k->sid);
+	struct csess *cs = s ? tn_edge_sess_data(s) : NULL;
+	int code = 0;
+	if (k->kind == CALL_ENTER)
+		code = enter_done(c, k, cs, err, rep);
+	else if (k->kind == CALL_SEND)
+		code = send_done(k, cs, err, rep);
+	if (k->fc.route)
+		tn_filters_after(&c->filters, &k->fc, code);
+	call_free(k);
+}
+
 static void
 call_done(void *arg, int err, const uint8_t *data, size_t len)
 {
@@ -399,21 +522,17 @@ call_done(void *arg, int err, const uint8_t *data, size_t len)
 		tn_counter_inc(c->rpc_busy);
 	else if (err)
 		tn_counter_inc(c->rpc_other);
-	if (err)
-		tn_info("rpc", "call failed kind=%d chat=%s sid=%llu err=\"%s\"", (int)k->kind,
-			c->chats[k->chat].id, (unsigned long long)k->sid, tn_strerror(err));
-	struct tn_edge_sess *s = tn_edge_sess_find(c->edge, k->sid);
-	struct csess *cs = s ? tn_edge_sess_data(s) : NULL;
-	int code = 0;
-	if (k->kind == CALL_ENTER)
-		code = enter_done(c, k, cs, err, &rep);
-	else if (k->kind == CALL_SEND)
-		code = send_done(k, cs, err, &rep);
-	if (k->fc.route)
-		tn_filters_after(&c->filters, &k->fc, code);
 	if (c->chats[k->chat].info == NULL)
 		reap_later(c);
-	call_free(k);
+	if (err == TN_OK && (rep.code == TN_EMOVED || rep.code == TN_ERECOVERING)) {
+		/* Not run there: safe to send again, to whoever owns the room by then. */
+		tn_counter_inc(rep.code == TN_EMOVED ? c->retries_moved : c->retries_recovering);
+		if (rep.epoch > c->topo->version)
+			want_refresh(c);
+		call_retry_later(c, k, rep.code);
+		return;
+	}
+	call_complete(c, k, err, &rep);
 }
 
 /* ---- edge callbacks ---- */
@@ -471,6 +590,7 @@ sess_close(void *arg, struct tn_edge_sess *s)
 	free(cs);
 	tn_edge_sess_set_data(s, NULL);
 	tn_gauge_dec(c->g_sessions);
+
 }
 
 /* ---- pushes from chat servers ---- */
@@ -799,6 +919,14 @@ register_metrics(struct tn_connector *c)
 	tn_metrics_counter(&c->push_unrecoverable, "tern_connector_push_gaps_unrecoverable_total",
 		"gaps whose items the chat server no longer held");
 
+	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_connector_rpc_retries_total",
+		"calls to chat servers tried again (not run the first time), by reason", "reason",
+		NULL, 0);
+	c->retries_moved = tn_metrics_counter_labels(fam, "moved");
+	c->retries_recovering = tn_metrics_counter_labels(fam, "recovering");
+	c->retries_unreachable = tn_metrics_counter_labels(fam, "unreachable");
+	tn_metrics_counter(&c->rejoin_members, "tern_connector_rejoined_members_total",
+		"room memberships re-registered with new owners after a chat server was lost");
 	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_connector_rpc_errors_total",
 		"calls to chat servers that failed, by reason", "reason", NULL, 0);
 	c->rpc_timeout = tn_metrics_counter_labels(fam, "timeout");
@@ -858,6 +986,7 @@ tn_connector_new(struct tn_connector **out, const struct tn_config *cfg, struct 
 	tn_map_init(&c->streams);
 	tn_map_init(&c->sessions);
 	c->inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
+	pthread_mutex_init(&c->refresh_mu, NULL);
 	c->abuse = tn_abuse_filter_new(cfg->abuse_words);
 	if (c->abuse) {
 		struct tn_filter af = tn_abuse_filter(c->abuse);
@@ -910,7 +1039,7 @@ tn_connector_stop(struct tn_connector *c)
 static int
 drain_calls(const struct tn_connector *c)
 {
-	int n = 0;
+	int n = c->n_waiting;
 	for (int i = 0; i < c->n_chats; i++)
 		if (c->chats[i].rpc && tn_rpc_client_connected(c->chats[i].rpc))
 			n += tn_rpc_client_pending(c->chats[i].rpc);
@@ -967,6 +1096,13 @@ tn_connector_free(struct tn_connector *c)
 		tn_rpc_client_free(c->chats[i].rpc);
 		free(c->chats[i].id);
 	}
+	/* Their timers died with the edge's close. */
+	while (c->waiting) {
+		struct call *k = c->waiting;
+		c->waiting = k->next;
+		call_free(k);
+	}
+	rejoins_free(c);
 	tn_edge_free(c->edge);
 	free(c->chats);
 	size_t it = 0;
@@ -984,7 +1120,301 @@ tn_connector_free(struct tn_connector *c)
 	tn_buf_fini(&c->scratch);
 	tn_buf_fini(&c->json);
 	tn_topology_free(c->topo);
+	pthread_mutex_destroy(&c->refresh_mu);
 	free(c);
+}
+
+/* ---- re-registering members after a chat server is lost ---- */
+
+/* Members per message (the decoder's array bound is 65536). */
+#define REJOIN_CHUNK 32768
+#define REJOIN_RETRY_MS 100
+
+/* The entries of one lost server's rooms that one live chat server now owns. */
+struct rejoin_target {
+	char *id;
+	struct tn_str *rids, *names;
+	uint64_t *sids;
+	uint32_t n, off;
+	bool done;
+};
+
+struct rejoin {
+	struct rejoin *next;
+	uint64_t id;
+	struct tn_server_info lost;
+	int64_t until_ms;
+	uint64_t epoch; /* the membership the targets were computed for */
+	uint64_t gen;   /* bumped at every recomputation: older answers are ignored */
+	struct rejoin_target *targets;
+	int n_targets;
+	bool retry_armed;
+};
+
+struct rejoin_call {
+	struct tn_connector *c;
+	uint64_t job, gen;
+	int target;
+};
+
+static uint64_t rejoin_ids;
+
+static void
+rejoin_targets_free(struct rejoin *j)
+{
+	for (int i = 0; i < j->n_targets; i++) {
+		for (uint32_t e = 0; e < j->targets[i].n; e++) {
+			free((char *)j->targets[i].rids[e].p);
+			free((char *)j->targets[i].names[e].p);
+		}
+		free(j->targets[i].id);
+		free(j->targets[i].rids);
+		free(j->targets[i].names);
+		free(j->targets[i].sids);
+	}
+	free(j->targets);
+	j->targets = NULL;
+	j->n_targets = 0;
+}
+
+static void
+rejoin_free(struct rejoin *j)
+{
+	rejoin_targets_free(j);
+	tn_server_info_fini(&j->lost);
+	free(j);
+}
+
+static void
+rejoins_free(struct tn_connector *c)
+{
+	while (c->rejoins) {
+		struct rejoin *j = c->rejoins;
+		c->rejoins = j->next;
+		rejoin_free(j);
+	}
+}
+
+static struct rejoin *
+rejoin_find(struct tn_connector *c, uint64_t id)
+{
+	for (struct rejoin *j = c->rejoins; j; j = j->next)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+static void
+rejoin_remove(struct tn_connector *c, struct rejoin *j)
+{
+	for (struct rejoin **pp = &c->rejoins; *pp; pp = &(*pp)->next) {
+		if (*pp == j) {
+			*pp = j->next;
+			rejoin_free(j);
+			return;
+		}
+	}
+}
+
+/* Which local memberships were in the lost server's rooms, grouped by their owner now.
+ * Every live chat server is a target, with no entries if need be: its answer to the final
+ * (empty) batch is this connector's confirmation. */
+static void
+rejoin_compute(struct tn_connector *c, struct rejoin *j)
+{
+	rejoin_targets_free(j);
+	j->epoch = c->topo->version;
+	j->gen++;
+	struct tn_topology *before = tn_topology_with(c->topo, &j->lost);
+	enum tn_room_hash how = (enum tn_room_hash)c->cfg->room_hash;
+	const struct tn_server_info *chats[1024];
+	size_t n = tn_topology_of_type(c->topo, TN_SERVER_CHAT, chats, 1024);
+	n = n > 1024 ? 1024 : n;
+	j->targets = tn_calloc(n + 1, sizeof(*j->targets));
+	j->n_targets = (int)n;
+	for (size_t i = 0; i < n; i++)
+		j->targets[i].id = tn_strdup(chats[i]->id);
+	size_t it = 0;
+	for (struct tn_map_entry *e; (e = tn_map_next(&c->sessions, &it)) != NULL;) {
+		struct csess *cs = e->val;
+		for (int r = 0; r < cs->n_rooms; r++) {
+			size_t rl = strlen(cs->rooms[r]);
+			const struct tn_server_info *was = tn_topology_room_owner(before, cs->rooms[r], rl, how);
+			const struct tn_server_info *now = tn_topology_room_owner(c->topo, cs->rooms[r], rl, how);
+			if (was == NULL || now == NULL || strcmp(was->id, j->lost.id) != 0)
+				continue;
+			for (int t = 0; t < j->n_targets; t++) {
+				struct rejoin_target *rt = &j->targets[t];
+				if (strcmp(rt->id, now->id) != 0)
+					continue;
+				rt->rids = tn_realloc(rt->rids, (rt->n + 1) * sizeof(*rt->rids));
+				rt->names = tn_realloc(rt->names, (rt->n + 1) * sizeof(*rt->names));
+				rt->sids = tn_realloc(rt->sids, (rt->n + 1) * sizeof(*rt->sids));
+				/* Copies: a session may close before its batch goes (its LEAVE then
+				 * follows, retried while the room is being rebuilt). */
+				rt->rids[rt->n] = (struct tn_str){tn_strndup(cs->rooms[r], rl), rl};
+				rt->names[rt->n] = (struct tn_str){tn_strdup(cs->name), strlen(cs->name)};
+				rt->sids[rt->n] = cs->sid;
+				rt->n++;
+				break;
+			}
+		}
+	}
+	tn_topology_free(before);
+}
+
+static void rejoin_send(struct tn_connector *c, struct rejoin *j, int t);
+static void rejoin_run(struct tn_connector *c, struct rejoin *j);
+
+static void
+rejoin_retry_fire(void *arg)
+{
+	struct rejoin_call *rc = arg;
+	struct tn_connector *c = rc->c;
+	struct rejoin *j = rejoin_find(c, rc->job);
+	free(rc);
+	if (j == NULL)
+		return;
+	j->retry_armed = false;
+	rejoin_compute(c, j);
+	rejoin_run(c, j);
+}
+
+static void
+rejoin_retry_later(struct tn_connector *c, struct rejoin *j)
+{
+	if (j->retry_armed)
+		return;
+	if (tn_now_ms() >= j->until_ms) {
+		tn_warn("connector", "gave up re-registering members with new owners lost=%s",
+			j->lost.id);
+		rejoin_remove(c, j);
+		return;
+	}
+	j->retry_armed = true;
+	struct rejoin_call *rc = tn_calloc(1, sizeof(*rc));
+	*rc = (struct rejoin_call){c, j->id, j->gen, -1};
+	tn_edge_timer(c->edge, REJOIN_RETRY_MS, rejoin_retry_fire, rc);
+}
+
+static void
+rejoin_done(void *arg, int err, const uint8_t *data, size_t len)
+{
+	struct rejoin_call *rc = arg;
+	struct tn_connector *c = rc->c;
+	struct rejoin *j = err == TN_ECLOSED ? NULL : rejoin_find(c, rc->job);
+	int t = rc->target;
+	uint64_t gen = rc->gen;
+	free(rc);
+	if (j == NULL || j->gen != gen)
+		return;
+	struct tn_reply rep;
+	struct rejoin_target *rt = &j->targets[t];
+	if (err != TN_OK || tn_reply_decode(&rep, data, len, NULL) != TN_OK || rep.code != TN_OK) {
+		if (err == TN_OK && rep.epoch > c->topo->version)
+			want_refresh(c);
+		rejoin_retry_later(c, j);
+		return;
+	}
+	uint32_t sent = rt->n - rt->off < REJOIN_CHUNK ? rt->n - rt->off : REJOIN_CHUNK;
+	rt->off += sent;
+	tn_counter_add(c->rejoin_members, sent);
+	if (rt->off < rt->n) {
+		rejoin_send(c, j, t);
+		return;
+	}
+	if (!rt->done && sent == 0) {
+		rt->done = true; /* the final batch went through */
+	} else {
+		rejoin_send(c, j, t); /* entries done: the empty final batch confirms */
+		return;
+	}
+	for (int i = 0; i < j->n_targets; i++)
+		if (!j->targets[i].done)
+			return;
+	tn_info("connector", "members re-registered with new owners lost=%s", j->lost.id);
+	rejoin_remove(c, j);
+}
+
+/* Sends target t its next batch: entries in chunks, then an empty final one. */
+static void
+rejoin_send(struct tn_connector *c, struct rejoin *j, int t)
+{
+	struct rejoin_target *rt = &j->targets[t];
+	int chat = -1;
+	for (int i = 0; i < c->n_chats; i++)
+		if (c->chats[i].info && c->chats[i].rpc && strcmp(c->chats[i].id, rt->id) == 0)
+			chat = i;
+	if (chat < 0) {
+		rejoin_retry_later(c, j);
+		return;
+	}
+	uint32_t n = rt->n - rt->off < REJOIN_CHUNK ? rt->n - rt->off : REJOIN_CHUNK;
+	struct tn_room_rejoin r = {.epoch = j->epoch, .connector_id = tn_str_of(c->cfg->id),
+		.conn_inc = c->inc, .lost = tn_str_of(j->lost.id), .final = n == 0};
+	tn_str_iter_init(&r.rids, rt->rids ? rt->rids + rt->off : NULL, n);
+	tn_str_iter_init(&r.names, rt->names ? rt->names + rt->off : NULL, n);
+	tn_u64_iter_init(&r.sids, rt->sids ? rt->sids + rt->off : NULL, n);
+	tn_buf_reset(&c->scratch);
+	tn_room_rejoin_encode(&c->scratch, &r);
+	struct rejoin_call *rc = tn_calloc(1, sizeof(*rc));
+	*rc = (struct rejoin_call){c, j->id, j->gen, t};
+	tn_rpc_call(c->chats[chat].rpc, c->scratch.data, c->scratch.len, c->cfg->rpc_timeout_ms,
+		rejoin_done, rc);
+}
+
+static void
+rejoin_run(struct tn_connector *c, struct rejoin *j)
+{
+	if (j->n_targets == 0) {
+		rejoin_remove(c, j);
+		return;
+	}
+	for (int t = 0; t < j->n_targets; t++)
+		rejoin_send(c, j, t);
+}
+
+/* Chat servers of old that are not in topo (the same process), and were not draining
+ * (a draining server hands its rooms over itself): their rooms' members go to the new
+ * owners. Jobs already running start over for the new membership. */
+static void
+rejoin_topology(struct tn_connector *c, const struct tn_topology *old)
+{
+	for (struct rejoin *j = c->rejoins; j; j = j->next) {
+		j->retry_armed = false;
+		rejoin_compute(c, j);
+	}
+	for (size_t i = 0; i < old->n; i++) {
+		const struct tn_server_info *s = &old->servers[i];
+		if (s->type != TN_SERVER_CHAT || s->draining)
+			continue;
+		const struct tn_server_info *now = tn_topology_find(c->topo, s->id);
+		if (now && tn_server_info_same(now, s))
+			continue;
+		struct rejoin *j = tn_calloc(1, sizeof(*j));
+		j->id = ++rejoin_ids;
+		tn_server_info_copy(&j->lost, s);
+		j->until_ms = tn_now_ms() + 2 * (int64_t)c->cfg->evict_after_ms;
+		j->next = c->rejoins;
+		c->rejoins = j;
+		rejoin_compute(c, j);
+		tn_info("connector", "chat server lost: re-registering members with new owners "
+				     "lost=%s", s->id);
+	}
+	/* Answers for earlier computations are ignored (gen): send afresh. */
+	for (struct rejoin *j = c->rejoins, *next; j; j = next) {
+		next = j->next;
+		rejoin_run(c, j);
+	}
+}
+
+void
+tn_connector_set_refresh(struct tn_connector *c, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&c->refresh_mu);
+	c->refresh = fn;
+	c->refresh_arg = arg;
+	pthread_mutex_unlock(&c->refresh_mu);
 }
 
 /* ---- membership at run time ---- */
@@ -1044,8 +1474,10 @@ tn_connector_set_topology(struct tn_connector *c, struct tn_topology *topo)
 	for (int i = 0; i < old; i++)
 		if (c->chats[i].info == NULL && c->chats[i].rpc)
 			tn_info("connector", "chat server left chat=%s", c->chats[i].id);
-	tn_topology_free(c->topo);
+	struct tn_topology *prev = c->topo;
 	c->topo = topo;
+	rejoin_topology(c, prev);
+	tn_topology_free(prev);
 	reap(c, false);
 }
 

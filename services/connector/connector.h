@@ -23,6 +23,12 @@ int tn_connector_new(struct tn_connector **out, const struct tn_config *cfg,
  * on. Owner thread. */
 void tn_connector_set_topology(struct tn_connector *c, struct tn_topology *topo);
 
+/* Sets the function that asks the membership client for a fresh snapshot (a chat server
+ * answered with a newer epoch). fn runs on the owner thread under a lock
+ * and must not block; NULL clears it (done before the membership client is freed). Any
+ * thread. */
+void tn_connector_set_refresh(struct tn_connector *c, void (*fn)(void *arg), void *arg);
+
 /* This connector's load for the registry: connections and sessions, and chat calls plus
  * pushes delivered so far as its messages. Owner thread. */
 void tn_connector_load(struct tn_connector *c, struct tn_server_load *out, uint64_t *messages);

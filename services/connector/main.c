@@ -24,6 +24,12 @@ on_topology(void *arg, struct tn_topology *topo)
 }
 
 static void
+on_refresh(void *arg)
+{
+	tn_membership_refresh(arg);
+}
+
+static void
 on_load(void *arg, struct tn_server_load *out, uint64_t *messages)
 {
 	tn_connector_load(arg, out, messages);
@@ -60,6 +66,8 @@ main(int argc, char **argv)
 	rv = tn_membership_start(&m, &mo);
 	tn_topology_free(seed);
 	if (rv == TN_OK)
+		tn_connector_set_refresh(conn, on_refresh, m);
+	if (rv == TN_OK)
 		tn_membership_wait_registered(m, svc.cfg.rpc_timeout_ms < 2000 ? svc.cfg.rpc_timeout_ms
 										: 2000);
 	else
@@ -76,12 +84,15 @@ main(int argc, char **argv)
 	/* The drain is bounded from the signal on, as the orchestrator's stop grace is. */
 	int64_t deadline = tn_now_ms() + svc.cfg.drain_timeout_ms;
 	tn_info("main", "stopping signal=%s drain_timeout_ms=%d", sig, svc.cfg.drain_timeout_ms);
-	/* Drain, then leave the registry: a chat server that saw this connector leave would
-	 * refuse the LEAVEs of its kicked sessions, and their rooms would not hear onLeave. */
+	/* design.md §7: out of the registry first (the gate stops sending clients here; the
+	 * chat servers keep this connector's members until its push pipe goes down, so the
+	 * LEAVEs of the kicked sessions still work), then stop accepting, kick, flush, and
+	 * leave the rooms. */
+	tn_connector_set_refresh(conn, NULL, NULL);
+	tn_membership_stop(m);
 	tn_connector_drain(conn, deadline);
 	pthread_join(thr, NULL);
 	tn_service_exit_within(&svc, 3000); /* the drain is done: what is left is freeing */
-	tn_membership_stop(m);
 	tn_connector_free(conn);
 	tn_service_fini(&svc);
 	tn_info("main", "stopped");

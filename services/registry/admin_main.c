@@ -21,9 +21,10 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: tern-admin list [--registry host:port] [--timeout ms] [--json]\n"
 		   "\n"
-		   "  list          print every server the registry knows: id, type, advertised\n"
-		   "                address, client address, pid, uptime, connections or rooms,\n"
-		   "                memory (RSS) and messages per second\n"
+		   "  list          print every server the registry knows: id, type, state (up,\n"
+		   "                or draining: shutting down, no longer any room's owner),\n"
+		   "                advertised address, client address, pid, uptime, connections\n"
+		   "                or rooms, memory (RSS) and messages per second\n"
 		   "  --registry    the registry's RPC address (default: $TERN_REGISTRY, else\n"
 		   "                127.0.0.1:3005)\n"
 		   "  --timeout     how long to wait for the registry, ms (default 3000)\n"

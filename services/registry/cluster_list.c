@@ -15,13 +15,13 @@
 #include "rpc.h"
 
 #define LIST_MAX_MSG (16u << 20)
-#define N_COLS 9
+#define N_COLS 10
 
-static const char *const headers[N_COLS] = {"ID", "TYPE", "ADDRESS", "CLIENT", "PID", "UPTIME",
-	"LOAD", "RSS", "MSG/S"};
+static const char *const headers[N_COLS] = {"ID", "TYPE", "STATE", "ADDRESS", "CLIENT", "PID",
+	"UPTIME", "LOAD", "RSS", "MSG/S"};
 /* Numbers line up on the right. */
-static const bool right_aligned[N_COLS] = {false, false, false, false, true, true, false, true,
-	true};
+static const bool right_aligned[N_COLS] = {false, false, false, false, false, true, true, false,
+	true, true};
 
 /* "tcp://host:port" for host:port; a URL is taken as it is. */
 static int
@@ -152,25 +152,27 @@ row_cells(char cells[N_COLS][160], const struct tn_server_info *s)
 {
 	snprintf(cells[0], 160, "%s", s->id);
 	snprintf(cells[1], 160, "%s", tn_server_type_name(s->type));
+	/* A draining server still serves, but owns no new rooms. */
+	snprintf(cells[2], 160, "%s", s->draining ? "draining" : "up");
 	if (s->port > 0)
-		host_port(cells[2], 160, s->host, s->port);
+		host_port(cells[3], 160, s->host, s->port);
 	else
-		snprintf(cells[2], 160, "%s", s->host);
+		snprintf(cells[3], 160, "%s", s->host);
 	if (s->type == TN_SERVER_GATE || s->type == TN_SERVER_CONNECTOR)
-		host_port(cells[3], 160, s->client_host, s->client_port);
-	else
-		snprintf(cells[3], 160, "-");
-	if (s->pid > 0)
-		snprintf(cells[4], 160, "%d", s->pid);
+		host_port(cells[4], 160, s->client_host, s->client_port);
 	else
 		snprintf(cells[4], 160, "-");
-	tn_cluster_list_duration(cells[5], 160, s->load.uptime_ms);
-	load_cell(cells[6], 160, s);
-	if (s->load.rss_bytes > 0)
-		snprintf(cells[7], 160, "%.1fM", (double)s->load.rss_bytes / (1024.0 * 1024.0));
+	if (s->pid > 0)
+		snprintf(cells[5], 160, "%d", s->pid);
 	else
-		snprintf(cells[7], 160, "-");
-	snprintf(cells[8], 160, "%.1f", (double)s->load.msgs_milli / 1000.0);
+		snprintf(cells[5], 160, "-");
+	tn_cluster_list_duration(cells[6], 160, s->load.uptime_ms);
+	load_cell(cells[7], 160, s);
+	if (s->load.rss_bytes > 0)
+		snprintf(cells[8], 160, "%.1fM", (double)s->load.rss_bytes / (1024.0 * 1024.0));
+	else
+		snprintf(cells[8], 160, "-");
+	snprintf(cells[9], 160, "%.1f", (double)s->load.msgs_milli / 1000.0);
 }
 
 static void
@@ -227,6 +229,8 @@ json_server(struct tn_jw *w, const struct tn_server_info *s)
 	tn_jw_cstr(w, s->id);
 	tn_jw_key(w, "type");
 	tn_jw_cstr(w, tn_server_type_name(s->type));
+	tn_jw_key(w, "draining");
+	tn_jw_bool(w, s->draining);
 	tn_jw_key(w, "host");
 	tn_jw_cstr(w, s->host);
 	tn_jw_key(w, "port");

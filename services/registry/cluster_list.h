@@ -1,6 +1,7 @@
 /* The cluster listing of `tern-admin list` (pomelo's `pomelo list`): the registry's
- * membership, one line per server with its id, type, advertised addresses, pid, uptime,
- * connections or rooms, memory and messages per second. */
+ * membership, one line per server with its id, type, state (up, or draining: shutting
+ * down, owns no room), advertised addresses, pid, uptime, connections or rooms, memory and
+ * messages per second. */
 #ifndef TN_CLUSTER_LIST_H
 #define TN_CLUSTER_LIST_H
 
@@ -24,7 +25,8 @@ int tn_cluster_list_fetch(struct tn_topology **out, bool *recovering, const char
 void tn_cluster_list_table(struct tn_buf *out, const struct tn_topology *t, bool recovering);
 
 /* Appends the listing as one JSON object: {"epoch", "registry_incarnation", "recovering",
- * "servers": [{"id", "type", "host", "port", ..., "msgs_per_s", "rss_bytes"}]}. */
+ * "servers": [{"id", "type", "draining", "host", "port", ..., "msgs_per_s",
+ * "rss_bytes"}]}. */
 void tn_cluster_list_json(struct tn_buf *out, const struct tn_topology *t, bool recovering);
 
 /* "1h02m", "5m12s", "12s": a duration for the table. */

@@ -28,7 +28,8 @@ sample_topology(void)
 			.pid = 102, .load = {.connections = 120, .sessions = 118, .msgs_milli = 2500,
 			.uptime_ms = 65000, .rss_bytes = 12 << 20}},
 		{.id = "chat-server-1", .type = TN_SERVER_CHAT, .host = "fd00::4", .port = 6050,
-			.pid = 103, .load = {.rooms = 17, .members = 118, .uptime_ms = 9000}},
+			.pid = 103, .load = {.rooms = 17, .members = 118, .uptime_ms = 9000},
+			.draining = true},
 		{.id = "registry-server-1", .type = TN_SERVER_REGISTRY, .host = "10.0.0.1",
 			.port = 3005, .pid = 100, .load = {.connections = 3, .uptime_ms = 200000000}},
 	};
@@ -81,6 +82,14 @@ TN_TEST(test_table)
 	size_t col = (size_t)(strstr(head, "TYPE") - head);
 	TN_CHECK(strncmp(conn + 1 + col, "connector", 9) == 0);
 	TN_CHECK(strncmp(chat + 1 + col, "chat", 4) == 0);
+	/* So does STATE, which tells a draining server from the others. */
+	size_t state = (size_t)(strstr(head, "STATE") - head);
+	TN_CHECK(strstr(head, "STATE") != NULL && state > col);
+	TN_CHECK(strncmp(chat + 1 + state, "draining ", 9) == 0);
+	TN_CHECK(strncmp(conn + 1 + state, "up ", 3) == 0);
+	TN_CHECK(strncmp(gate + 1 + state, "up ", 3) == 0);
+	const char *after_state = strstr(head, "ADDRESS");
+	TN_CHECK(after_state != NULL && after_state > head + state);
 	tn_buf_fini(&b);
 	tn_topology_free(t);
 }
@@ -104,6 +113,11 @@ TN_TEST(test_json)
 	TN_CHECK(tn_json_get_int(s, "sessions", &n) && n == 118);
 	TN_CHECK(json_object_object_get_ex(s, "msgs_per_s", &v));
 	TN_CHECK(json_object_get_double(v) > 2.49 && json_object_get_double(v) < 2.51);
+	TN_CHECK(json_object_object_get_ex(s, "draining", &v) && !json_object_get_boolean(v));
+	TN_CHECK(json_object_is_type(v, json_type_boolean));
+	s = json_object_array_get_idx(servers, 2);
+	TN_CHECK_STR(tn_json_get_str(s, "id", NULL), "chat-server-1");
+	TN_CHECK(json_object_object_get_ex(s, "draining", &v) && json_object_get_boolean(v));
 	TN_CHECK(json_object_object_get_ex(root, "recovering", &v) && !json_object_get_boolean(v));
 	TN_CHECK(tn_json_get_int(root, "epoch", &n) && n == 7);
 	json_object_put(root);

@@ -62,7 +62,7 @@ struct tn_registry {
 	struct tn_gauge *g_members[TN_SERVER_TYPE_COUNT_], *g_epoch, *g_recovering;
 	struct tn_counter *req_register, *req_heartbeat, *req_leave, *req_snapshot, *req_bad;
 	struct tn_counter *joins, *leaves, *evictions, *refused_dup, *refused_invalid;
-	struct tn_counter *unknown_heartbeats, *withheld;
+	struct tn_counter *unknown_heartbeats, *withheld, *drainings;
 };
 
 /* ---- replies and notices ---- */
@@ -224,6 +224,38 @@ refuse_duplicate(struct tn_registry *r, struct tn_rpc_req *req, struct rec *x,
 	ack(r, req, TN_EEXIST, reason);
 }
 
+/* A server says it is shutting down: from now on it is no room's owner. Sticky for this
+ * registration; the caller answers, with the new epoch. */
+static void
+mark_draining(struct tn_registry *r, struct rec *x)
+{
+	x->info.draining = true;
+	tn_counter_inc(r->drainings);
+	changed(r, TN_REG_CHANGED, &x->info);
+	tn_info("registry", "server draining id=%s type=%s epoch=%llu", x->info.id,
+		tn_server_type_name(x->info.type), (unsigned long long)r->epoch);
+}
+
+/* The same process registering again (its ACK was lost, or it moved): takes what it says
+ * now, but for the draining flag, which only the registry's mark sets on x. */
+static void
+rec_refresh(struct tn_registry *r, struct rec *x, struct tn_server_info *info)
+{
+	bool moved = !tn_server_info_same(&x->info, info);
+	bool drains = info->draining && !x->info.draining;
+	info->draining = x->info.draining;
+	/* The table's key is the id string inside info: swap the entry with it. */
+	tn_map_del(&r->by_id, x->info.id, strlen(x->info.id));
+	tn_server_info_fini(&x->info);
+	x->info = *info;
+	tn_map_put(&r->by_id, x->info.id, strlen(x->info.id), x);
+	x->last_seen_ms = tn_now_ms();
+	if (drains)
+		mark_draining(r, x); /* one change, whether it also moved or not */
+	else if (moved)
+		changed(r, TN_REG_CHANGED, &x->info);
+}
+
 static void
 handle_register(struct tn_registry *r, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 {
@@ -251,28 +283,22 @@ handle_register(struct tn_registry *r, struct tn_rpc_req *req, const uint8_t *da
 	}
 	struct tn_server_info info;
 	tn_membership_server_from(&info, &m.server);
-	int64_t now = tn_now_ms();
 	if (x) {
-		/* The same process again (its ACK was lost): refresh what it says. */
-		bool moved = !tn_server_info_same(&x->info, &info);
-		/* The table's key is the id string inside info: swap the entry with it. */
-		tn_map_del(&r->by_id, x->info.id, strlen(x->info.id));
-		tn_server_info_fini(&x->info);
-		x->info = info;
-		tn_map_put(&r->by_id, x->info.id, strlen(x->info.id), x);
-		x->last_seen_ms = now;
-		if (moved)
-			changed(r, TN_REG_CHANGED, &x->info);
+		rec_refresh(r, x, &info);
 	} else {
+		/* A new registration starts draining only if the server says so (one that was
+		 * draining when an earlier registry knew it). */
 		x = tn_calloc(1, sizeof(*x));
 		x->info = info;
-		x->registered_ms = x->last_seen_ms = now;
+		x->registered_ms = x->last_seen_ms = tn_now_ms();
 		tn_map_put(&r->by_id, x->info.id, strlen(x->info.id), x);
 		tn_counter_inc(r->joins);
 		changed(r, TN_REG_JOINED, &x->info);
 		tn_info("registry", "server joined id=%s type=%s host=%s port=%d client_port=%d pid=%d "
-				    "epoch=%llu", x->info.id, tn_server_type_name(x->info.type), x->info.host,
-			x->info.port, x->info.client_port, x->info.pid, (unsigned long long)r->epoch);
+				    "draining=%d epoch=%llu", x->info.id,
+			tn_server_type_name(x->info.type), x->info.host, x->info.port,
+			x->info.client_port, x->info.pid, x->info.draining,
+			(unsigned long long)r->epoch);
 	}
 	mark_told(r, x);
 	ack(r, req, TN_OK, NULL);
@@ -299,6 +325,9 @@ handle_heartbeat(struct tn_registry *r, struct tn_rpc_req *req, const uint8_t *d
 	x->last_seen_ms = tn_now_ms();
 	x->info.load = (struct tn_server_load){m.load.connections, m.load.sessions, m.load.rooms,
 		m.load.members, m.load.msgs_milli, m.load.rss_bytes, m.load.uptime_ms};
+	/* Before the answer, so that it carries the new epoch. */
+	if (m.draining && !x->info.draining)
+		mark_draining(r, x);
 	mark_told(r, x);
 	ack(r, req, TN_OK, NULL);
 }
@@ -522,6 +551,7 @@ register_metrics(struct tn_registry *r)
 	r->joins = tn_metrics_counter_labels(fam, "joined");
 	r->leaves = tn_metrics_counter_labels(fam, "left");
 	r->evictions = tn_metrics_counter_labels(fam, "evicted");
+	r->drainings = tn_metrics_counter_labels(fam, "draining");
 	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_registry_refused_total",
 		"registrations refused, by reason", "reason", NULL, 0);
 	r->refused_dup = tn_metrics_counter_labels(fam, "duplicate id");

@@ -9,6 +9,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -127,12 +128,19 @@ do_register(struct fixture *f, struct tn_reg_server s, uint64_t epoch, uint64_t 
 }
 
 static struct tn_reg_ack
-do_heartbeat(struct fixture *f, const char *id, uint64_t inc, uint64_t connections)
+heartbeat(struct fixture *f, const char *id, uint64_t inc, uint64_t connections, bool draining)
 {
-	struct tn_reg_heartbeat m = {tn_str_of(id), inc, 0, 0, {.connections = connections}};
+	struct tn_reg_heartbeat m = {tn_str_of(id), inc, 0, 0, {.connections = connections},
+		draining};
 	tn_reg_heartbeat_encode(&f->b, &m);
 	ask(f);
 	return reply_ack(f);
+}
+
+static struct tn_reg_ack
+do_heartbeat(struct fixture *f, const char *id, uint64_t inc, uint64_t connections)
+{
+	return heartbeat(f, id, inc, connections, false);
 }
 
 /* Asks for the snapshot as a server holding (epoch, reg_inc); returns the topology, or
@@ -398,6 +406,97 @@ TN_TEST(test_drain_asks_for_silence)
 	fixture_stop(&f);
 }
 
+/* The value of one sample line of /metrics (0 when absent). */
+static uint64_t
+metric(const char *line_start)
+{
+	struct tn_buf b;
+	char needle[256];
+	tn_buf_init(&b);
+	tn_metrics_render(&b);
+	tn_buf_append_byte(&b, '\0');
+	snprintf(needle, sizeof(needle), "\n%s ", line_start);
+	const char *p = strstr((const char *)b.data, needle);
+	uint64_t v = p ? strtoull(p + strlen(needle), NULL, 10) : 0;
+	tn_buf_fini(&b);
+	return v;
+}
+
+/* Whether the snapshot lists id as draining (false too when it is not listed). */
+static bool
+listed_draining(struct fixture *f, const char *id, uint64_t *epoch)
+{
+	struct tn_reg_ack a;
+	bool rec;
+	struct tn_topology *t = do_snapshot(f, 0, 0, &a, &rec);
+	if (t == NULL)
+		return false;
+	const struct tn_server_info *s = tn_topology_find(t, id);
+	bool draining = s != NULL && s->draining;
+	*epoch = t->version;
+	tn_topology_free(t);
+	return draining;
+}
+
+/* A server that says it is draining is marked so, once: a new epoch, a notice, the flag in
+ * snapshots. The mark stays for the registration and goes with it. */
+TN_TEST(test_draining_is_announced_and_sticky)
+{
+	struct fixture f;
+	char id[64] = "";
+	uint64_t epoch = 0;
+	const char *changes = "tern_registry_changes_total{change=\"draining\"}";
+	TN_CHECK_OK(fixture_start(&f, 5000, 0));
+	uint64_t marks = metric(changes);
+	TN_CHECK_INT(do_register(&f, server("chat-1", TN_SERVER_CHAT, 11), 0, 0).code, ==, TN_OK);
+	TN_CHECK_INT(do_register(&f, server("chat-2", TN_SERVER_CHAT, 12), 0, 0).code, ==, TN_OK);
+	TN_CHECK(next_notice(&f, id, sizeof(id)).change == TN_REG_JOINED);
+	TN_CHECK(next_notice(&f, id, sizeof(id)).change == TN_REG_JOINED);
+	TN_CHECK(!listed_draining(&f, "chat-1", &epoch) && epoch == 2);
+
+	/* The heartbeat's own answer carries the new epoch. */
+	struct tn_reg_ack a = heartbeat(&f, "chat-1", 11, 0, true);
+	TN_CHECK(a.code == TN_OK && a.epoch == 3);
+	struct tn_reg_notice n = next_notice(&f, id, sizeof(id));
+	TN_CHECK(n.change == TN_REG_CHANGED && n.epoch == 3 && n.type == TN_SERVER_CHAT);
+	TN_CHECK_STR(id, "chat-1");
+	TN_CHECK(listed_draining(&f, "chat-1", &epoch) && epoch == 3);
+	TN_CHECK(!listed_draining(&f, "chat-2", &epoch));
+	TN_CHECK_INT(metric(changes), ==, marks + 1);
+
+	/* Sticky: heartbeats without the flag, with it again, or a repeated registration
+	 * change nothing. */
+	TN_CHECK(heartbeat(&f, "chat-1", 11, 0, false).epoch == 3);
+	TN_CHECK(heartbeat(&f, "chat-1", 11, 0, true).epoch == 3);
+	TN_CHECK(do_register(&f, server("chat-1", TN_SERVER_CHAT, 11), 3, 0).epoch == 3);
+	TN_CHECK(listed_draining(&f, "chat-1", &epoch) && epoch == 3);
+	nng_socket_set_ms(f.sub, NNG_OPT_RECVTIMEO, 200);
+	TN_CHECK(next_notice(&f, id, sizeof(id)).change == UINT64_MAX);
+	nng_socket_set_ms(f.sub, NNG_OPT_RECVTIMEO, 3000);
+
+	/* A registration may carry it too (the same process again, e.g. its ACK was lost). */
+	struct tn_reg_server s2 = server("chat-2", TN_SERVER_CHAT, 12);
+	s2.draining = true;
+	a = do_register(&f, s2, 3, 0);
+	TN_CHECK(a.code == TN_OK && a.epoch == 4);
+	n = next_notice(&f, id, sizeof(id));
+	TN_CHECK(n.change == TN_REG_CHANGED && n.epoch == 4);
+	TN_CHECK_STR(id, "chat-2");
+	TN_CHECK(listed_draining(&f, "chat-2", &epoch) && epoch == 4);
+	TN_CHECK_INT(metric(changes), ==, marks + 2);
+
+	/* A new incarnation of chat-1, once the old one left, starts out serving. */
+	struct tn_reg_leave l = {TN_STR("chat-1"), 11};
+	tn_reg_leave_encode(&f.b, &l);
+	ask(&f);
+	TN_CHECK(reply_ack(&f).code == TN_OK && reply_ack(&f).epoch == 5);
+	TN_CHECK(do_register(&f, server("chat-1", TN_SERVER_CHAT, 21), 5, 0).epoch == 6);
+	TN_CHECK(!listed_draining(&f, "chat-1", &epoch) && epoch == 6);
+	TN_CHECK(listed_draining(&f, "chat-2", &epoch));
+	fixture_stop(&f);
+}
+
 TN_TEST_MAIN(TN_CASE(test_register_heartbeat_snapshot_leave), TN_CASE(test_duplicate_id_refused),
 	TN_CASE(test_invalid_requests_refused), TN_CASE(test_silent_server_is_evicted),
-	TN_CASE(test_quiet_period_after_start), TN_CASE(test_drain_asks_for_silence))
+	TN_CASE(test_quiet_period_after_start), TN_CASE(test_drain_asks_for_silence),
+	TN_CASE(test_draining_is_announced_and_sticky))
