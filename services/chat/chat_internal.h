@@ -87,8 +87,11 @@ struct tn_chat {
 /* Answers req with a reply carrying code, reason and this server's epoch. */
 void chat_reply_code(struct tn_chat *c, struct tn_rpc_req *req, int code, const char *reason);
 
-/* The stream of connector conn_id, or -1. */
+/* The stream of connector conn_id, or -1 (also when it is closed). */
 int chat_stream_of(struct tn_chat *c, struct tn_str conn_id);
+
+/* The stream slot of connector conn_id, open or closed, or -1 (never known). */
+int chat_stream_slot(struct tn_chat *c, struct tn_str conn_id);
 
 /* Widens room's per-stream counts to every stream there is. */
 void chat_room_fit(struct tn_chat *c, struct tn_room *room);

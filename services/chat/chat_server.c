@@ -55,6 +55,15 @@ chat_reply_code(struct tn_chat *c, struct tn_rpc_req *req, int code, const char 
 }
 
 int
+chat_stream_slot(struct tn_chat *c, struct tn_str conn_id)
+{
+	for (int i = 0; i < c->n_streams; i++)
+		if (tn_str_eq(tn_str_of(c->streams[i].conn_id), conn_id))
+			return i;
+	return -1;
+}
+
+int
 chat_stream_of(struct tn_chat *c, struct tn_str conn_id)
 {
 	for (int i = 0; i < c->n_streams; i++)

@@ -332,8 +332,13 @@ tomb_done(void *arg, int err, const uint8_t *data, size_t len)
 		drain_check(c);
 		return;
 	}
-	tn_warn("moves", "hand-off not acknowledged, retrying rid=%s to=%s err=\"%s\"", t->rid,
-		t->to, tn_strerror(err ? err : rep.code));
+	int why = err ? err : rep.code;
+	/* TN_ERECOVERING: the receiver is not connected to every member's connector yet. */
+	if (why == TN_ERECOVERING)
+		tn_info("moves", "hand-off not taken yet, retrying rid=%s to=%s", t->rid, t->to);
+	else
+		tn_warn("moves", "hand-off not acknowledged, retrying rid=%s to=%s err=\"%s\"",
+			t->rid, t->to, tn_strerror(why));
 	t->retry_at = tn_now_ms() + HANDOFF_RETRY_MS;
 }
 
@@ -660,6 +665,23 @@ install(struct tn_chat *c, const struct tn_room_state *st)
 	chat_update_gauges(c);
 }
 
+/* True when this server has a push stream up to the connector of every member of st
+ * (members of connectors that left the membership do not count: they are gone). */
+static bool
+streams_ready(struct tn_chat *c, const struct tn_room_state *st)
+{
+	struct tn_str_iter conns = st->connectors;
+	struct tn_str conn;
+	while (tn_str_iter_next(&conns, &conn)) {
+		int si = chat_stream_slot(c, conn);
+		if (si < 0)
+			return false;
+		if (!c->stream_closed[si] && !tn_stream_up(&c->streams[si]))
+			return false;
+	}
+	return true;
+}
+
 void
 chat_handle_state(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size_t len)
 {
@@ -677,6 +699,12 @@ chat_handle_state(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data
 	struct tn_room *room = tn_rooms_find(&c->rooms, st.rid.p, st.rid.len);
 	if (room && room->xfer == st.xfer) {
 		chat_reply_code(c, req, TN_OK, NULL); /* a resend of one already taken */
+		return;
+	}
+	if (!streams_ready(c, &st)) {
+		/* Pushes to those members would be lost: the sender tries again shortly. */
+		want_refresh(c);
+		chat_reply_code(c, req, TN_ERECOVERING, "not connected to every member's connector yet");
 		return;
 	}
 	if (room && room->n_members > 0)

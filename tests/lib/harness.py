@@ -472,7 +472,7 @@ class Cluster:
         with _scrubbed_environ(self.env):
             try:
                 started = launcher.start_all(str(self.bindir), str(self.config),
-                                             self.topology.env, echo=False,
+                                             self.topology.env, echo=os.environ.get("TERN_TEST_ECHO") == "1",
                                              ready_timeout=ready_timeout)
             except RuntimeError as e:
                 raise AssertionError(f"cluster did not start: {e}") from None
@@ -493,7 +493,7 @@ class Cluster:
         sid = sid or Path(argv[0]).name
         server = launcher.Server(sid, Path(argv[0]).name.replace("tern-", ""),
                                  [str(a) for a in argv], child_environment(self.env | (env or {})),
-                                 echo=False)
+                                 echo=os.environ.get("TERN_TEST_ECHO") == "1")
         self.servers.append(server)
         _live.append(server)
         if ready and not server.wait_ready(ready_timeout):
