@@ -717,16 +717,21 @@ chat_handle_state(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data
 	tn_counter_inc(c->rooms_in);
 	tn_info("moves", "room taken over rid=%.*s from=%.*s members=%u", (int)st.rid.len,
 		st.rid.p, (int)st.from.len, st.from.p, st.names.n);
+	/* st points into the request: what follows the answer needs its own copy. */
+	char *rid = tn_strndup(st.rid.p, st.rid.len);
+	size_t rid_len = st.rid.len;
+	bool current = st.epoch <= c->topo->version;
 	chat_reply_code(c, req, TN_OK, NULL);
-	struct claim *k = tn_map_get(&c->claims, st.rid.p, st.rid.len);
+	struct claim *k = tn_map_get(&c->claims, rid, rid_len);
 	if (k && k->waiting == 0)
 		claim_end(c, k, TN_OK, NULL);
 	/* Not ours by an epoch we know is current: pass it on. */
-	room = tn_rooms_find(&c->rooms, st.rid.p, st.rid.len);
-	const struct tn_server_info *own = owner_of(c, st.rid.p, st.rid.len);
-	if (room && own && !is_me(c, own) && st.epoch <= c->topo->version &&
-		tn_map_get(&c->claims, st.rid.p, st.rid.len) == NULL)
+	room = tn_rooms_find(&c->rooms, rid, rid_len);
+	const struct tn_server_info *own = owner_of(c, rid, rid_len);
+	if (room && own && !is_me(c, own) && current &&
+		tn_map_get(&c->claims, rid, rid_len) == NULL)
 		hand_over(c, room, own->id);
+	free(rid);
 }
 
 /* ---- crash recovery ---- */
