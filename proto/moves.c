@@ -17,6 +17,7 @@ enum {
 	KEY_CONN_INCS = 7,
 	KEY_XFER = 8,
 	KEY_DRAINING = 9,
+	KEY_ROOM_GEN = 10,
 };
 
 enum {
@@ -53,6 +54,7 @@ static const struct tn_wire_field state_fields[] = {
 	SFIELD(KEY_CONN_INCS, conn_incs, tn_wire_read_sids),
 	SFIELD(KEY_XFER, xfer, tn_wire_read_u64),
 	{KEY_DRAINING, false, offsetof(struct state_body, draining), tn_wire_read_u64},
+	{KEY_ROOM_GEN, false, offsetof(struct state_body, s.room_gen), tn_wire_read_u64},
 };
 
 #define CFIELD(key, member, read) {key, true, offsetof(struct tn_room_claim, member), read}
@@ -81,7 +83,7 @@ tn_room_state_encode(struct tn_buf *out, const struct tn_room_state *m)
 	assert(m->connectors.n == m->names.n && m->sids.n == m->names.n &&
 		m->conn_incs.n == m->names.n);
 	tn_wire_packer_init(&pk, out);
-	tn_wire_begin(&pk, TN_KIND_ROOM_STATE, m->draining ? 10 : 9);
+	tn_wire_begin(&pk, TN_KIND_ROOM_STATE, 9 + (m->draining ? 1 : 0) + (m->room_gen ? 1 : 0));
 	tn_wire_put_u64(&pk, KEY_EPOCH, m->epoch);
 	tn_wire_put_str(&pk, KEY_FROM, m->from);
 	tn_wire_put_str(&pk, KEY_RID, m->rid);
@@ -93,6 +95,8 @@ tn_room_state_encode(struct tn_buf *out, const struct tn_room_state *m)
 	tn_wire_put_u64(&pk, KEY_XFER, m->xfer);
 	if (m->draining)
 		tn_wire_put_u64(&pk, KEY_DRAINING, 1);
+	if (m->room_gen)
+		tn_wire_put_u64(&pk, KEY_ROOM_GEN, m->room_gen);
 }
 
 void

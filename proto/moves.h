@@ -6,9 +6,10 @@
  *                 3 next_seq (uint, the room's next message number), 4 names (array of
  *                 str), 5 connectors (array of str), 6 sids (array of uint), 7 conn_incs
  *                 (array of uint), 8 xfer (uint, unique per hand-off), 9 draining (uint
- *                 0/1, the sender is draining). Arrays 4-7 have one element per member,
- *                 in entry order (the order of the users list of an enter reply); all but
- *                 9 are required. Sent as a request (a push hand-off) and as the body of
+ *                 0/1, the sender is draining), 10 room_gen (uint, the room's generation,
+ *                 push.h; 0 or absent: none yet). Arrays 4-7 have one element per member,
+ *                 in entry order (the order of the users list of an enter reply); keys
+ *                 0-8 are required. Sent as a request (a push hand-off) and as the body of
  *                 the reply to a ROOM_CLAIM.
  *   ROOM_CLAIM    a chat server that owns a room it does not hold asks the others for it:
  *                 body 0 epoch, 1 from (str), 2 rid (str), all required. Reply: code TN_OK
@@ -43,6 +44,7 @@ struct tn_room_state {
 	struct tn_u64_iter conn_incs;  /* that connector's incarnation (0: unknown) */
 	uint64_t xfer;
 	bool draining;
+	uint64_t room_gen;
 };
 
 struct tn_room_claim {

@@ -20,6 +20,8 @@ enum {
 	KEY_ITEM_ROUTE = 2,
 	KEY_ITEM_BODY = 3,
 	KEY_ITEM_SIDS = 4,
+	KEY_ITEM_ROOM_SEQ = 5,
+	KEY_ITEM_ROOM_GEN = 6,
 };
 
 /* The items array as checked by read_items. */
@@ -52,6 +54,8 @@ static const struct tn_wire_field item_fields[] = {
 	{KEY_ITEM_ROUTE, true, offsetof(struct tn_push_item, route), tn_wire_read_str},
 	{KEY_ITEM_BODY, true, offsetof(struct tn_push_item, body), tn_wire_read_bin},
 	{KEY_ITEM_SIDS, true, offsetof(struct tn_push_item, sids), tn_wire_read_sids},
+	{KEY_ITEM_ROOM_SEQ, false, offsetof(struct tn_push_item, room_seq), tn_wire_read_u64},
+	{KEY_ITEM_ROOM_GEN, false, offsetof(struct tn_push_item, room_gen), tn_wire_read_u64},
 };
 
 /* Items were checked against the caller's limits in tn_push_reader_init; re-reading
@@ -98,11 +102,15 @@ tn_push_batch_item_open(struct tn_push_batch *b, const struct tn_push_item *item
 	assert(b->n_items == 0 || item->seq == b->next_seq_);
 	assert(b->n_items < UINT32_MAX);
 	tn_wire_packer_init(&pk, b->out);
-	msgpack_pack_map(&pk, 5);
+	msgpack_pack_map(&pk, item->room_seq ? 7 : 5);
 	tn_wire_put_u64(&pk, KEY_ITEM_SEQ, item->seq);
 	tn_wire_put_str(&pk, KEY_ITEM_RID, item->rid);
 	tn_wire_put_str(&pk, KEY_ITEM_ROUTE, item->route);
 	tn_wire_put_bin(&pk, KEY_ITEM_BODY, item->body);
+	if (item->room_seq) {
+		tn_wire_put_u64(&pk, KEY_ITEM_ROOM_SEQ, item->room_seq);
+		tn_wire_put_u64(&pk, KEY_ITEM_ROOM_GEN, item->room_gen);
+	}
 	msgpack_pack_uint32(&pk, KEY_ITEM_SIDS);
 	msgpack_pack_array(&pk, n_sids);
 	b->n_items++;

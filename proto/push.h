@@ -5,9 +5,13 @@
  *
  * Body keys: 0 chat_id (str), 1 chat_inc (uint), 2 conn_inc (uint), 3 items (array of
  * item maps), all required. Item keys: 0 seq (uint), 1 rid (str), 2 route (str), 3 body
- * (bin), 4 sids (array of uint), all required. The items' seqs are consecutive: the
- * batch covers [first_seq, first_seq + n_items) of the stream, so a receiver checks for
- * gaps once per batch. */
+ * (bin), 4 sids (array of uint), all required; 5 room_seq and 6 room_gen (uint), both
+ * present or both absent. The items' seqs are consecutive: the batch covers
+ * [first_seq, first_seq + n_items) of the stream, so a receiver checks for gaps once per
+ * batch. room_seq numbers a room's broadcasts (onAdd, onLeave, onChat to everyone)
+ * across its moves between chat servers, within one generation of the room (room_gen:
+ * a new one when the room is made, or rebuilt after a crash, larger than the last), so a
+ * connector can put a room's pushes from two chat servers in order. */
 #ifndef TN_PUSH_H
 #define TN_PUSH_H
 
@@ -35,6 +39,8 @@ struct tn_push_item {
 	struct tn_str route;  /* the client route, e.g. "onChat" */
 	struct tn_str body;   /* the JSON body, the same bytes for every recipient */
 	struct tn_u64_iter sids; /* the recipients' session ids on this connector */
+	uint64_t room_seq;    /* the room broadcast's number; 0: not a broadcast (no order) */
+	uint64_t room_gen;    /* the room's generation (with room_seq) */
 };
 
 /* Builds one batch message in a tn_buf, item by item, without allocating anything but

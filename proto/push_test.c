@@ -112,6 +112,32 @@ TN_TEST(test_push_streaming_sids)
 }
 
 /* Adding items only appends: with room reserved beforehand the buffer never moves. */
+TN_TEST(test_push_room_seq)
+{
+	static const uint64_t sids[] = {5};
+	struct tn_buf b;
+	struct tn_push_batch batch;
+	struct tn_push_hdr hdr = {TN_STR("chat-1"), 1, 2, 0};
+	struct tn_push_item in = {.seq = 1, .rid = TN_STR("room"), .route = TN_STR("onChat"),
+		.body = TN_STR("{}"), .room_seq = 77, .room_gen = 1700000000123456};
+	tn_u64_iter_init(&in.sids, sids, 1);
+	tn_buf_init(&b);
+	tn_push_batch_begin(&batch, &b, &hdr);
+	tn_push_batch_add_item(&batch, &in);
+	in.seq = 2;
+	in.room_seq = 0; /* a private message: no room numbering */
+	tn_push_batch_add_item(&batch, &in);
+	tn_push_batch_finish(&batch);
+	struct tn_push_reader rd;
+	struct tn_push_item out;
+	TN_CHECK_OK(tn_push_reader_init(&rd, b.data, b.len, NULL));
+	TN_CHECK(tn_push_reader_next(&rd, &out));
+	TN_CHECK(out.room_seq == 77 && out.room_gen == 1700000000123456);
+	TN_CHECK(tn_push_reader_next(&rd, &out));
+	TN_CHECK(out.room_seq == 0 && out.room_gen == 0);
+	tn_buf_fini(&b);
+}
+
 TN_TEST(test_push_add_only_appends)
 {
 	static const uint64_t sids[] = {5, 6, 7};
@@ -304,7 +330,7 @@ TN_TEST(test_push_next_seq_and_fetch)
 	tn_buf_fini(&b);
 }
 
-TN_TEST_MAIN(TN_CASE(test_push_next_seq_and_fetch), TN_CASE(test_push_round_trip), TN_CASE(test_push_empty_batch),
+TN_TEST_MAIN(TN_CASE(test_push_next_seq_and_fetch), TN_CASE(test_push_room_seq), TN_CASE(test_push_round_trip), TN_CASE(test_push_empty_batch),
 	TN_CASE(test_push_streaming_sids), TN_CASE(test_push_add_only_appends),
 	TN_CASE(test_push_key_order_and_unknown_keys), TN_CASE(test_push_seqs_must_be_consecutive),
 	TN_CASE(test_push_limits), TN_CASE(test_push_malformed))

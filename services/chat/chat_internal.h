@@ -65,6 +65,7 @@ struct tn_chat {
 	int n_draining_ids;
 	bool draining;        /* this server drains: it owns nothing any more */
 	uint64_t xfer_seq;
+	uint64_t last_gen;    /* the last room generation handed out */
 	pthread_mutex_t refresh_mu; /* the hook is cleared by main while the loop runs */
 	void (*refresh)(void *arg); /* asks the membership client for a fresh snapshot */
 	void *refresh_arg;
@@ -95,6 +96,10 @@ int chat_stream_slot(struct tn_chat *c, struct tn_str conn_id);
 
 /* Widens room's per-stream counts to every stream there is. */
 void chat_room_fit(struct tn_chat *c, struct tn_room *room);
+
+/* A new room generation (see proto/push.h): larger than any this server gave before,
+ * and, clocks allowing, than any given before on another server. */
+uint64_t chat_room_gen(struct tn_chat *c);
 
 /* Sends every stream's pending batch now. */
 void chat_flush_all(struct tn_chat *c);

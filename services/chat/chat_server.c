@@ -86,6 +86,18 @@ schedule_flush(struct tn_chat *c)
 	tn_loop_post(c->loop, flush_all, c);
 }
 
+uint64_t
+chat_room_gen(struct tn_chat *c)
+{
+	/* Wall-clock based, so that a room made again later, here or on another chat server,
+	 * gets a larger one; the counter separates rooms made in the same microsecond. */
+	uint64_t g = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
+	if (g <= c->last_gen)
+		g = c->last_gen + 1;
+	c->last_gen = g;
+	return g;
+}
+
 void
 chat_flush_all(struct tn_chat *c)
 {
@@ -110,7 +122,9 @@ static void
 push_room(struct tn_chat *c, struct tn_room *room, const struct tn_member *except,
 	const char *route, const char *body, size_t body_len)
 {
-	room->next_seq++;
+	uint64_t room_seq = room->next_seq++;
+	if (room->gen == 0)
+		room->gen = chat_room_gen(c);
 	struct tn_blob *blob = tn_blob_new(body, body_len);
 	/* A room's counts cover the streams there were when it last grew; members of a
 	 * closed stream's connector are skipped (they go when connector loss is handled). */
@@ -120,7 +134,7 @@ push_room(struct tn_chat *c, struct tn_room *room, const struct tn_member *excep
 			n--;
 		if (n > 0 && !c->stream_closed[i])
 			tn_stream_item_open(&c->streams[i], c->cfg->id, room->rid, room->rid_len, route,
-				blob, n);
+				blob, n, room_seq, room->gen);
 	}
 	for (struct tn_member *m = room->head; m; m = m->next)
 		if (m != except && !c->stream_closed[m->stream])
@@ -140,7 +154,7 @@ push_one(struct tn_chat *c, struct tn_room *room, const struct tn_member *to, co
 	if (c->stream_closed[to->stream])
 		return;
 	struct tn_blob *blob = tn_blob_new(body, body_len);
-	tn_stream_item_open(s, c->cfg->id, room->rid, room->rid_len, route, blob, 1);
+	tn_stream_item_open(s, c->cfg->id, room->rid, room->rid_len, route, blob, 1, 0, 0);
 	tn_stream_item_sid(s, to->sid);
 	tn_blob_unref(blob);
 	schedule_flush(c);

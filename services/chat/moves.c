@@ -288,7 +288,8 @@ hand_over(struct tn_chat *c, struct tn_room *room, const char *to)
 	}
 	struct tn_room_state st = {.epoch = c->topo->version, .from = tn_str_of(c->cfg->id),
 		.rid = {room->rid, room->rid_len}, .next_seq = room->next_seq,
-		.xfer = c->inc * 1024 + (++c->xfer_seq % 1024), .draining = c->draining};
+		.xfer = c->inc * 1024 + (++c->xfer_seq % 1024), .draining = c->draining,
+		.room_gen = room->gen};
 	tn_str_iter_init(&st.names, names, n);
 	tn_str_iter_init(&st.connectors, conns, n);
 	tn_u64_iter_init(&st.sids, sids, n);
@@ -641,6 +642,7 @@ install(struct tn_chat *c, const struct tn_room_state *st)
 	room->state = TN_ROOM_ACTIVE;
 	room->next_seq = st->next_seq;
 	room->xfer = st->xfer;
+	room->gen = st->room_gen;
 	chat_room_fit(c, room);
 	struct tn_str_iter names = st->names, conns = st->connectors;
 	struct tn_u64_iter sids = st->sids, incs = st->conn_incs;

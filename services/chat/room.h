@@ -27,7 +27,8 @@ struct tn_room {
 	char *rid;
 	size_t rid_len;
 	enum tn_room_phase state;
-	uint64_t next_seq; /* the number the room's next message gets (moves with the room) */
+	uint64_t next_seq; /* the number the room's next broadcast gets (moves with the room) */
+	uint64_t gen;      /* the room's generation: new when made or rebuilt, kept by moves */
 	uint64_t xfer;     /* the hand-off that brought it here (0: made here) */
 	struct tn_member *head, *tail;
 	size_t n_members;

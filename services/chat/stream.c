@@ -20,6 +20,7 @@
 /* One pushed item as kept in the ring: rid, route and sids live in the same allocation. */
 struct tn_ring_item {
 	uint64_t seq;
+	uint64_t room_seq, room_gen;
 	struct tn_blob *body;
 	const char *rid;
 	size_t rid_len;
@@ -130,7 +131,8 @@ batch_begin(struct tn_stream *s, const char *chat_id, uint64_t next_seq)
 
 uint64_t
 tn_stream_item_open(struct tn_stream *s, const char *chat_id, const char *rid, size_t rid_len,
-	const char *route, struct tn_blob *body, uint32_t n_sids)
+	const char *route, struct tn_blob *body, uint32_t n_sids, uint64_t room_seq,
+	uint64_t room_gen)
 {
 	if (!s->open) {
 		batch_begin(s, chat_id, 0);
@@ -144,6 +146,8 @@ tn_stream_item_open(struct tn_stream *s, const char *chat_id, const char *rid, s
 	text[rid_len] = '\0';
 	memcpy(text + rid_len + 1, route, route_len + 1);
 	it->seq = s->next_seq++;
+	it->room_seq = room_seq;
+	it->room_gen = room_gen;
 	it->body = body;
 	body->refs++;
 	it->rid = text;
@@ -156,6 +160,8 @@ tn_stream_item_open(struct tn_stream *s, const char *chat_id, const char *rid, s
 		.rid = {it->rid, rid_len},
 		.route = {it->route, route_len},
 		.body = {body->data, body->len},
+		.room_seq = room_seq,
+		.room_gen = room_gen,
 	};
 	tn_push_batch_item_open(&s->batch, &item, n_sids);
 	ring_push(s, it);
@@ -258,7 +264,8 @@ tn_stream_fetch(struct tn_stream *s, const char *chat_id, uint64_t from, uint64_
 	for (uint64_t seq = from; seq <= to; seq++) {
 		const struct tn_ring_item *it = s->ring[(s->ring_head + (seq - oldest)) % s->ring_cap];
 		struct tn_push_item item = {.seq = it->seq, .rid = {it->rid, it->rid_len},
-			.route = tn_str_of(it->route), .body = {it->body->data, it->body->len}};
+			.route = tn_str_of(it->route), .body = {it->body->data, it->body->len},
+			.room_seq = it->room_seq, .room_gen = it->room_gen};
 		tn_u64_iter_init(&item.sids, it->sids, it->filled);
 		tn_push_batch_add_item(&b, &item);
 	}

@@ -67,10 +67,11 @@ int tn_stream_open(struct tn_stream *s, const char *conn_id, const char *host, i
 bool tn_stream_up(const struct tn_stream *s);
 
 /* Starts an item for n_sids recipients on this stream with body (a reference is taken);
- * the caller then adds exactly n_sids session ids with tn_stream_item_sid. Returns the
- * item's sequence number. */
+ * the caller then adds exactly n_sids session ids with tn_stream_item_sid. room_seq and
+ * room_gen number a room broadcast (0: not one). Returns the item's sequence number. */
 uint64_t tn_stream_item_open(struct tn_stream *s, const char *chat_id, const char *rid,
-	size_t rid_len, const char *route, struct tn_blob *body, uint32_t n_sids);
+	size_t rid_len, const char *route, struct tn_blob *body, uint32_t n_sids,
+	uint64_t room_seq, uint64_t room_gen);
 void tn_stream_item_sid(struct tn_stream *s, uint64_t sid);
 
 /* Sends the batch being filled, if any, as one nng message. */

@@ -21,6 +21,7 @@
 #include "moves.h"
 #include "push.h"
 #include "reply.h"
+#include "room_order.h"
 #include "rpc.h"
 
 #define MAX_NAME 64
@@ -82,6 +83,9 @@ struct tn_connector {
 	int64_t last_refresh_ms;
 	struct tn_counter *retries_moved, *retries_recovering, *retries_unreachable,
 		*rejoin_members;
+	struct tn_room_orders orders; /* each room's broadcasts in order, across moves */
+	uint64_t orders_seen[3];      /* held, duplicates, gaps given up: already counted */
+	struct tn_counter *push_held, *push_room_duplicates, *push_room_gaps;
 };
 
 struct csess {
@@ -180,6 +184,7 @@ chat_for_room(struct tn_connector *c, const char *rid, size_t len)
 static void call_done(void *arg, int err, const uint8_t *data, size_t len);
 static void reap_later(struct tn_connector *c);
 static void rejoins_free(struct tn_connector *c);
+static void tick_start(void *arg, bool cancelled);
 
 static void
 call_free(struct call *k)
@@ -395,6 +400,7 @@ enter_done(struct tn_connector *c, struct call *k, struct csess *cs, int err,
 	if (cs->name == NULL)
 		cs->name = tn_strdup(k->name);
 	cs->rooms[cs->n_rooms++] = tn_strdup(k->rid);
+	tn_room_orders_local(&c->orders, k->rid, strlen(k->rid), 1);
 	struct tn_jw w;
 	tn_buf_reset(&c->json);
 	tn_jw_init(&w, &c->json);
@@ -583,6 +589,7 @@ sess_close(void *arg, struct tn_edge_sess *s)
 	/* A disconnect, clean or not, leaves every room (the rest see onLeave). */
 	for (int i = 0; i < cs->n_rooms; i++) {
 		send_leave(c, cs->sid, cs->name, cs->rooms[i]);
+		tn_room_orders_local(&c->orders, cs->rooms[i], strlen(cs->rooms[i]), -1);
 		free(cs->rooms[i]);
 	}
 	tn_map_del(&c->sessions, &cs->sid, sizeof(cs->sid));
@@ -622,16 +629,24 @@ deliver_items(struct tn_connector *c, struct stream_in *st, struct tn_push_reade
 		size_t rl = item.route.len < sizeof(route) - 1 ? item.route.len : sizeof(route) - 1;
 		memcpy(route, item.route.p, rl);
 		route[rl] = '\0';
-		uint64_t sid;
-		while (tn_u64_iter_next(&item.sids, &sid)) {
-			struct tn_edge_sess *s = tn_edge_sess_find(c->edge, sid);
-			if (s == NULL || tn_edge_sess_data(s) == NULL) {
-				tn_counter_inc(c->push_orphans);
-				continue;
-			}
-			tn_edge_push(s, route, item.body.p, item.body.len);
-			tn_counter_inc(c->deliveries);
+		tn_room_orders_item(&c->orders, &item, route, tn_now_ms());
+	}
+}
+
+/* Queues one push to each local session of sids (tn_room_orders' delivery). */
+static void
+deliver_to(void *arg, const char *route, struct tn_str body, struct tn_u64_iter sids)
+{
+	struct tn_connector *c = arg;
+	uint64_t sid;
+	while (tn_u64_iter_next(&sids, &sid)) {
+		struct tn_edge_sess *s = tn_edge_sess_find(c->edge, sid);
+		if (s == NULL || tn_edge_sess_data(s) == NULL) {
+			tn_counter_inc(c->push_orphans);
+			continue;
 		}
+		tn_edge_push(s, route, body.p, body.len);
+		tn_counter_inc(c->deliveries);
 	}
 }
 
@@ -925,6 +940,12 @@ register_metrics(struct tn_connector *c)
 	c->retries_moved = tn_metrics_counter_labels(fam, "moved");
 	c->retries_recovering = tn_metrics_counter_labels(fam, "recovering");
 	c->retries_unreachable = tn_metrics_counter_labels(fam, "unreachable");
+	tn_metrics_counter(&c->push_held, "tern_connector_push_held_total",
+		"room pushes that came before earlier ones of the room (a move) and were held");
+	tn_metrics_counter(&c->push_room_duplicates, "tern_connector_push_room_duplicates_total",
+		"room pushes dropped as already delivered (or from an earlier life of the room)");
+	tn_metrics_counter(&c->push_room_gaps, "tern_connector_push_room_gaps_total",
+		"rooms whose missing pushes never came (their local sessions were kicked)");
 	tn_metrics_counter(&c->rejoin_members, "tern_connector_rejoined_members_total",
 		"room memberships re-registered with new owners after a chat server was lost");
 	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_connector_rpc_errors_total",
@@ -987,6 +1008,8 @@ tn_connector_new(struct tn_connector **out, const struct tn_config *cfg, struct 
 	tn_map_init(&c->sessions);
 	c->inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
 	pthread_mutex_init(&c->refresh_mu, NULL);
+	/* A gap is waited for as long as a stream's own recovery may take to fill it. */
+	tn_room_orders_init(&c->orders, cfg->rpc_timeout_ms + 1000, deliver_to, c);
 	c->abuse = tn_abuse_filter_new(cfg->abuse_words);
 	if (c->abuse) {
 		struct tn_filter af = tn_abuse_filter(c->abuse);
@@ -1012,6 +1035,8 @@ tn_connector_new(struct tn_connector **out, const struct tn_config *cfg, struct 
 		tn_connector_free(c);
 		return rv;
 	}
+	struct tn_exec ex = tn_edge_exec(c->edge);
+	tn_exec_post(&ex, tick_start, c);
 	*out = c;
 	return TN_OK;
 }
@@ -1116,6 +1141,7 @@ tn_connector_free(struct tn_connector *c)
 	}
 	tn_map_fini(&c->streams);
 	tn_map_fini(&c->sessions);
+	tn_room_orders_fini(&c->orders);
 	tn_abuse_filter_free(c->abuse);
 	tn_buf_fini(&c->scratch);
 	tn_buf_fini(&c->json);
@@ -1149,6 +1175,7 @@ struct rejoin {
 	struct rejoin_target *targets;
 	int n_targets;
 	bool retry_armed;
+	int64_t retry_at;
 };
 
 struct rejoin_call {
@@ -1266,20 +1293,7 @@ rejoin_compute(struct tn_connector *c, struct rejoin *j)
 static void rejoin_send(struct tn_connector *c, struct rejoin *j, int t);
 static void rejoin_run(struct tn_connector *c, struct rejoin *j);
 
-static void
-rejoin_retry_fire(void *arg)
-{
-	struct rejoin_call *rc = arg;
-	struct tn_connector *c = rc->c;
-	struct rejoin *j = rejoin_find(c, rc->job);
-	free(rc);
-	if (j == NULL)
-		return;
-	j->retry_armed = false;
-	rejoin_compute(c, j);
-	rejoin_run(c, j);
-}
-
+/* Tried again by the tick (connector_tick) once retry_at has come. */
 static void
 rejoin_retry_later(struct tn_connector *c, struct rejoin *j)
 {
@@ -1292,9 +1306,21 @@ rejoin_retry_later(struct tn_connector *c, struct rejoin *j)
 		return;
 	}
 	j->retry_armed = true;
-	struct rejoin_call *rc = tn_calloc(1, sizeof(*rc));
-	*rc = (struct rejoin_call){c, j->id, j->gen, -1};
-	tn_edge_timer(c->edge, REJOIN_RETRY_MS, rejoin_retry_fire, rc);
+	j->retry_at = tn_now_ms() + REJOIN_RETRY_MS;
+}
+
+static void
+rejoin_retry_due(struct tn_connector *c)
+{
+	int64_t now = tn_now_ms();
+	for (struct rejoin *j = c->rejoins, *next; j; j = next) {
+		next = j->next;
+		if (!j->retry_armed || now < j->retry_at)
+			continue;
+		j->retry_armed = false;
+		rejoin_compute(c, j);
+		rejoin_run(c, j);
+	}
 }
 
 static void
@@ -1406,6 +1432,54 @@ rejoin_topology(struct tn_connector *c, const struct tn_topology *old)
 		next = j->next;
 		rejoin_run(c, j);
 	}
+}
+
+/* ---- housekeeping ---- */
+
+#define TICK_MS 100
+
+static void
+kick_room(void *arg, const char *rid)
+{
+	struct tn_connector *c = arg;
+	struct csess **victims = tn_malloc((c->sessions.count + 1) * sizeof(*victims));
+	size_t n = 0, it = 0;
+	for (struct tn_map_entry *e; (e = tn_map_next(&c->sessions, &it)) != NULL;) {
+		struct csess *cs = e->val;
+		for (int i = 0; !cs->kicked && i < cs->n_rooms; i++)
+			if (strcmp(cs->rooms[i], rid) == 0)
+				victims[n++] = cs;
+	}
+	for (size_t i = 0; i < n; i++) {
+		victims[i]->kicked = true;
+		tn_edge_kick(victims[i]->s, "missed messages");
+	}
+	free(victims);
+	tn_warn("push", "room pushes missing after the wait: sessions kicked rid=%s sessions=%zu",
+		rid, n);
+}
+
+static void
+connector_tick(void *arg)
+{
+	struct tn_connector *c = arg;
+	tn_room_orders_expire(&c->orders, tn_now_ms(), kick_room, c);
+	uint64_t now[3] = {c->orders.held, c->orders.duplicates, c->orders.gaps_given_up};
+	struct tn_counter *to[3] = {c->push_held, c->push_room_duplicates, c->push_room_gaps};
+	for (int i = 0; i < 3; i++) {
+		tn_counter_add(to[i], now[i] - c->orders_seen[i]);
+		c->orders_seen[i] = now[i];
+	}
+	rejoin_retry_due(c);
+	tn_edge_timer(c->edge, TICK_MS, connector_tick, c);
+}
+
+static void
+tick_start(void *arg, bool cancelled)
+{
+	struct tn_connector *c = arg;
+	if (!cancelled)
+		tn_edge_timer(c->edge, TICK_MS, connector_tick, c);
 }
 
 void
