@@ -52,6 +52,8 @@ struct tn_chat {
 	struct tn_rooms rooms;
 	struct pending_enter *pending;
 	bool flush_posted;
+	struct held_reply **held_replies; /* answers waiting for the next flush */
+	size_t n_held_replies, cap_held_replies;
 	struct tn_buf scratch; /* reply and body encoding */
 	struct tn_buf body;
 

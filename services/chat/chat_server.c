@@ -98,6 +98,13 @@ chat_room_gen(struct tn_chat *c)
 	return g;
 }
 
+/* An answer held until the pushes of its request have gone to nng. */
+struct held_reply {
+	struct tn_rpc_req *req;
+	size_t len;
+	uint8_t data[];
+};
+
 void
 chat_flush_all(struct tn_chat *c)
 {
@@ -105,6 +112,41 @@ chat_flush_all(struct tn_chat *c)
 	for (int i = 0; i < c->n_streams; i++)
 		if (!c->stream_closed[i])
 			tn_stream_flush(&c->streams[i], c->cfg->id);
+	/* Only now the answers: a client told "done" has its pushes on their way (and a
+	 * crash after the answer cannot have lost them in our batch). */
+	for (size_t i = 0; i < c->n_held_replies; i++) {
+		struct held_reply *h = c->held_replies[i];
+		tn_rpc_reply(h->req, h->data, h->len);
+		free(h);
+	}
+	c->n_held_replies = 0;
+}
+
+/* Answers req with data once the pushes made so far are flushed (with the next flush of
+ * the burst, so batching is kept). */
+static void
+reply_after_flush(struct tn_chat *c, struct tn_rpc_req *req, const void *data, size_t len)
+{
+	struct held_reply *h = tn_malloc(sizeof(*h) + len);
+	h->req = req;
+	h->len = len;
+	memcpy(h->data, data, len);
+	if (c->n_held_replies == c->cap_held_replies) {
+		c->cap_held_replies = c->cap_held_replies ? c->cap_held_replies * 2 : 64;
+		c->held_replies = tn_realloc(c->held_replies,
+			c->cap_held_replies * sizeof(*c->held_replies));
+	}
+	c->held_replies[c->n_held_replies++] = h;
+	schedule_flush(c);
+}
+
+static void
+reply_ok_after_flush(struct tn_chat *c, struct tn_rpc_req *req)
+{
+	struct tn_reply r = {.code = TN_OK, .epoch = c->topo->version};
+	tn_buf_reset(&c->scratch);
+	tn_reply_encode(&c->scratch, &r);
+	reply_after_flush(c, req, c->scratch.data, c->scratch.len);
 }
 
 static void
@@ -350,7 +392,7 @@ handle_enter(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 	tn_buf_reset(&c->scratch);
 	tn_reply_encode(&c->scratch, &rep);
 	free(names);
-	tn_rpc_reply(req, c->scratch.data, c->scratch.len);
+	reply_after_flush(c, req, c->scratch.data, c->scratch.len);
 }
 
 static void
@@ -384,7 +426,7 @@ handle_leave(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, siz
 	}
 	tn_rooms_drop_if_empty(&c->rooms, room);
 	chat_update_gauges(c);
-	chat_reply_code(c, req, TN_OK, NULL);
+	reply_ok_after_flush(c, req);
 }
 
 static void
@@ -432,7 +474,7 @@ handle_send(struct tn_chat *c, struct tn_rpc_req *req, const uint8_t *data, size
 		push_room(c, room, NULL, "onChat", (const char *)c->body.data, c->body.len);
 	else
 		push_one(c, room, to, "onChat", (const char *)c->body.data, c->body.len);
-	chat_reply_code(c, req, TN_OK, NULL);
+	reply_ok_after_flush(c, req);
 }
 
 static void
@@ -770,6 +812,9 @@ tn_chat_free(struct tn_chat *c)
 		free(p);
 	}
 	chat_moves_fini(c);
+	for (size_t i = 0; i < c->n_held_replies; i++)
+		free(c->held_replies[i]); /* the server is stopped: nobody to answer */
+	free(c->held_replies);
 	tn_rooms_fini(&c->rooms);
 	free(c->streams);
 	free(c->stream_closed);
