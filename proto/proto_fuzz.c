@@ -1,5 +1,6 @@
-/* libFuzzer harness: decodes arbitrary bytes as every message kind. Beyond "no crash, no
- * out-of-bounds read" (AddressSanitizer, UBSan), tn_test_check reads every byte of every
+/* libFuzzer harness: decodes arbitrary bytes as every message kind, that is every kind of
+ * tn_test_kinds (proto_testutil.h), each through its tn_test_check case. Beyond "no crash,
+ * no out-of-bounds read" (AddressSanitizer, UBSan), tn_test_check reads every byte of every
  * decoded view and, when a decode succeeds, re-encodes and re-decodes the message and
  * aborts if anything changed. Built with -DTERN_FUZZ=ON (clang); seeds in fuzz_corpus/. */
 #include <stddef.h>

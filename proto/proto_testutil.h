@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "chat.h"
 #include "err.h"
+#include "moves.h"
 #include "proto.h"
 #include "push.h"
 #include "registry.h"
@@ -25,6 +26,7 @@ static const enum tn_kind tn_test_kinds[] = {
 	TN_KIND_REPLY, TN_KIND_CHAT_ENTER, TN_KIND_CHAT_LEAVE, TN_KIND_CHAT_SEND, TN_KIND_PUSH,
 	TN_KIND_PUSH_FETCH, TN_KIND_REG_REGISTER, TN_KIND_REG_HEARTBEAT, TN_KIND_REG_LEAVE,
 	TN_KIND_REG_SNAPSHOT_REQ, TN_KIND_REG_ACK, TN_KIND_REG_SNAPSHOT, TN_KIND_REG_NOTICE,
+	TN_KIND_ROOM_STATE, TN_KIND_ROOM_CLAIM, TN_KIND_ROOM_REJOIN,
 };
 #define TN_TEST_N_KINDS (sizeof(tn_test_kinds) / sizeof(tn_test_kinds[0]))
 
@@ -193,6 +195,77 @@ tn_test_check_push(const void *data, size_t len, const struct tn_proto_limits *l
 	return TN_OK;
 }
 
+static inline int
+tn_test_check_room_state(
+        const void *data, size_t len, const struct tn_proto_limits *lim, unsigned *sum)
+{
+	struct tn_room_state a, b;
+	struct tn_buf buf;
+	int rv = tn_room_state_decode(&a, data, len, lim);
+	if (rv != TN_OK)
+		return rv;
+	tn_test_touch(sum, a.from);
+	tn_test_touch(sum, a.rid);
+	tn_buf_init(&buf);
+	tn_room_state_encode(&buf, &a);
+	if (tn_room_state_decode(&b, buf.data, buf.len, &tn_test_unlimited) != TN_OK)
+		tn_test_fail("room state does not decode after re-encoding");
+	if (a.epoch != b.epoch || a.next_seq != b.next_seq || a.xfer != b.xfer ||
+	        a.draining != b.draining || a.room_gen != b.room_gen ||
+	        !tn_str_eq(a.from, b.from) || !tn_str_eq(a.rid, b.rid) ||
+	        !tn_test_strs_eq(a.names, b.names, sum) ||
+	        !tn_test_strs_eq(a.connectors, b.connectors, sum) ||
+	        !tn_test_u64s_eq(a.sids, b.sids) || !tn_test_u64s_eq(a.conn_incs, b.conn_incs))
+		tn_test_fail("room state changed through re-encoding");
+	tn_buf_fini(&buf);
+	return TN_OK;
+}
+
+static inline int
+tn_test_check_room_claim(
+        const void *data, size_t len, const struct tn_proto_limits *lim, unsigned *sum)
+{
+	struct tn_room_claim a, b;
+	struct tn_buf buf;
+	int rv = tn_room_claim_decode(&a, data, len, lim);
+	if (rv != TN_OK)
+		return rv;
+	tn_test_touch(sum, a.from);
+	tn_test_touch(sum, a.rid);
+	tn_buf_init(&buf);
+	tn_room_claim_encode(&buf, &a);
+	if (tn_room_claim_decode(&b, buf.data, buf.len, &tn_test_unlimited) != TN_OK)
+		tn_test_fail("room claim does not decode after re-encoding");
+	if (a.epoch != b.epoch || !tn_str_eq(a.from, b.from) || !tn_str_eq(a.rid, b.rid))
+		tn_test_fail("room claim changed through re-encoding");
+	tn_buf_fini(&buf);
+	return TN_OK;
+}
+
+static inline int
+tn_test_check_room_rejoin(
+        const void *data, size_t len, const struct tn_proto_limits *lim, unsigned *sum)
+{
+	struct tn_room_rejoin a, b;
+	struct tn_buf buf;
+	int rv = tn_room_rejoin_decode(&a, data, len, lim);
+	if (rv != TN_OK)
+		return rv;
+	tn_test_touch(sum, a.connector_id);
+	tn_test_touch(sum, a.lost);
+	tn_buf_init(&buf);
+	tn_room_rejoin_encode(&buf, &a);
+	if (tn_room_rejoin_decode(&b, buf.data, buf.len, &tn_test_unlimited) != TN_OK)
+		tn_test_fail("room rejoin does not decode after re-encoding");
+	if (a.epoch != b.epoch || a.conn_inc != b.conn_inc || a.final != b.final ||
+	        !tn_str_eq(a.connector_id, b.connector_id) || !tn_str_eq(a.lost, b.lost) ||
+	        !tn_test_strs_eq(a.rids, b.rids, sum) || !tn_test_strs_eq(a.names, b.names, sum) ||
+	        !tn_test_u64s_eq(a.sids, b.sids))
+		tn_test_fail("room rejoin changed through re-encoding");
+	tn_buf_fini(&buf);
+	return TN_OK;
+}
+
 #include "registry_testutil.h"
 
 /* Decodes data[0..len) as kind with lim (NULL: defaults) and checks it as described at
@@ -213,6 +286,9 @@ tn_test_check(enum tn_kind kind, const void *data, size_t len, const struct tn_p
 	case TN_KIND_REG_ACK:
 	case TN_KIND_REG_SNAPSHOT:
 	case TN_KIND_REG_NOTICE: rv = tn_test_check_registry(kind, data, len, lim, &sum); break;
+	case TN_KIND_ROOM_STATE: rv = tn_test_check_room_state(data, len, lim, &sum); break;
+	case TN_KIND_ROOM_CLAIM: rv = tn_test_check_room_claim(data, len, lim, &sum); break;
+	case TN_KIND_ROOM_REJOIN: rv = tn_test_check_room_rejoin(data, len, lim, &sum); break;
 	default: rv = tn_test_check_chat(kind, data, len, lim, &sum); break;
 	}
 	/* Keeps the reads of the views from being optimised away. */
@@ -231,13 +307,19 @@ enum {
 	TN_SAMPLE_SEND,
 	TN_SAMPLE_PUSH,
 	TN_SAMPLE_PUSH_EMPTY,
-	TN_SAMPLE_REG_FIRST, /* then the TN_REG_SAMPLE_* of registry_testutil.h, in order */
+	TN_SAMPLE_ROOM_STATE,       /* two members, draining, a room generation */
+	TN_SAMPLE_ROOM_STATE_EMPTY, /* no members, no optional key */
+	TN_SAMPLE_ROOM_CLAIM,
+	TN_SAMPLE_ROOM_REJOIN,       /* a batch of three members of two rooms */
+	TN_SAMPLE_ROOM_REJOIN_FINAL, /* an empty final batch (the confirmation) */
+	TN_SAMPLE_REG_FIRST,         /* then the TN_REG_SAMPLE_* of registry_testutil.h, in order */
 	TN_SAMPLE_COUNT = TN_SAMPLE_REG_FIRST + TN_REG_SAMPLE_COUNT,
 };
 
 static const char *const tn_sample_names[TN_SAMPLE_COUNT] = {
 	"reply-min", "reply-full", "reply-empty-users", "chat-enter", "chat-leave",
-	"chat-send", "push", "push-empty", TN_REG_SAMPLE_NAMES,
+	"chat-send", "push", "push-empty", "room-state", "room-state-empty", "room-claim",
+	"room-rejoin", "room-rejoin-final", TN_REG_SAMPLE_NAMES,
 };
 
 static inline struct tn_chat_req
@@ -283,6 +365,52 @@ tn_test_sample_push(struct tn_buf *out, bool empty)
 	tn_push_batch_finish(&b);
 }
 
+/* A room hand-off: two members on two connectors (one incarnation unknown), or none. */
+static inline void
+tn_test_sample_room_state(struct tn_buf *out, bool members)
+{
+	static const struct tn_str names[] = {TN_STR("alice" TN_TEST_CESU8), TN_STR("bob")};
+	static const struct tn_str conns[] = {
+	        TN_STR("connector-server-1"), TN_STR("connector-server-2")};
+	static const uint64_t sids[] = {42, UINT64_MAX}, incs[] = {1700000000456, 0};
+	struct tn_room_state st = {.epoch = 9,
+	        .from = TN_STR("chat-server-1"),
+	        .rid = TN_STR("room1"),
+	        .next_seq = 1001,
+	        .xfer = 1700000000123ull * 1024 + 5};
+	uint32_t n = members ? 2 : 0;
+	if (members) {
+		st.draining = true;
+		st.room_gen = 1700000000789001;
+	}
+	tn_str_iter_init(&st.names, names, n);
+	tn_str_iter_init(&st.connectors, conns, n);
+	tn_u64_iter_init(&st.sids, sids, n);
+	tn_u64_iter_init(&st.conn_incs, incs, n);
+	tn_room_state_encode(out, &st);
+}
+
+/* A connector's rejoin batch for a lost chat server: three members, or the empty final
+ * one. */
+static inline void
+tn_test_sample_room_rejoin(struct tn_buf *out, bool final)
+{
+	static const struct tn_str rids[] = {TN_STR("room1"), TN_STR("room1"), TN_STR("room2")};
+	static const struct tn_str names[] = {
+	        TN_STR("alice" TN_TEST_CESU8), TN_STR("bob"), TN_STR("")};
+	static const uint64_t sids[] = {42, 43, 70000};
+	struct tn_room_rejoin rj = {.epoch = 10,
+	        .connector_id = TN_STR("connector-server-1"),
+	        .conn_inc = 1700000000456,
+	        .lost = TN_STR("chat-server-2"),
+	        .final = final};
+	uint32_t n = final ? 0 : 3;
+	tn_str_iter_init(&rj.rids, rids, n);
+	tn_str_iter_init(&rj.names, names, n);
+	tn_u64_iter_init(&rj.sids, sids, n);
+	tn_room_rejoin_encode(out, &rj);
+}
+
 /* Appends sample `which` to out and returns its kind. */
 static inline enum tn_kind
 tn_test_sample(struct tn_buf *out, int which)
@@ -313,6 +441,22 @@ tn_test_sample(struct tn_buf *out, int which)
 	case TN_SAMPLE_SEND: tn_chat_req_encode(out, TN_KIND_CHAT_SEND, &req); return TN_KIND_CHAT_SEND;
 	case TN_SAMPLE_PUSH: tn_test_sample_push(out, false); return TN_KIND_PUSH;
 	case TN_SAMPLE_PUSH_EMPTY: tn_test_sample_push(out, true); return TN_KIND_PUSH;
+	case TN_SAMPLE_ROOM_STATE: tn_test_sample_room_state(out, true); return TN_KIND_ROOM_STATE;
+	case TN_SAMPLE_ROOM_STATE_EMPTY:
+		tn_test_sample_room_state(out, false);
+		return TN_KIND_ROOM_STATE;
+	case TN_SAMPLE_ROOM_CLAIM: {
+		struct tn_room_claim cl = {
+		        .epoch = 9, .from = TN_STR("chat-server-2"), .rid = TN_STR("room1")};
+		tn_room_claim_encode(out, &cl);
+		return TN_KIND_ROOM_CLAIM;
+	}
+	case TN_SAMPLE_ROOM_REJOIN:
+		tn_test_sample_room_rejoin(out, false);
+		return TN_KIND_ROOM_REJOIN;
+	case TN_SAMPLE_ROOM_REJOIN_FINAL:
+		tn_test_sample_room_rejoin(out, true);
+		return TN_KIND_ROOM_REJOIN;
 	default:
 		if (which >= TN_SAMPLE_REG_FIRST && which < TN_SAMPLE_COUNT)
 			return tn_test_sample_registry(out, which - TN_SAMPLE_REG_FIRST);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "hook.h"
 #include "chat_server.h"
 #include "map.h"
 #include "metrics.h"
@@ -68,10 +69,7 @@ struct tn_chat {
 	bool draining;        /* this server drains: it owns nothing any more */
 	uint64_t xfer_seq;
 	uint64_t last_gen;    /* the last room generation handed out */
-	pthread_mutex_t refresh_mu; /* the hook is cleared by main while the loop runs */
-	void (*refresh)(void *arg); /* asks the membership client for a fresh snapshot */
-	void *refresh_arg;
-	int64_t last_refresh_ms;
+	struct tn_hook refresh; /* asks the membership client for a fresh snapshot */
 	pthread_mutex_t drain_mu;
 	pthread_cond_t drain_cv;
 	bool drain_done;

@@ -748,10 +748,7 @@ stop_flush(void *arg, bool cancelled)
 void
 tn_chat_set_refresh(struct tn_chat *c, void (*fn)(void *arg), void *arg)
 {
-	pthread_mutex_lock(&c->refresh_mu);
-	c->refresh = fn;
-	c->refresh_arg = arg;
-	pthread_mutex_unlock(&c->refresh_mu);
+	tn_hook_set(&c->refresh, fn, arg);
 }
 
 static void

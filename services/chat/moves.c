@@ -39,8 +39,6 @@
 #define CLAIM_TIMEOUT_MAX_MS 1000
 /* A hand-off not acknowledged is sent again after this. */
 #define HANDOFF_RETRY_MS 200
-/* At most one membership refresh asked for per this many ms. */
-#define REFRESH_MIN_MS 50
 
 struct queued {
 	struct queued *next;
@@ -58,6 +56,7 @@ struct claim {
 	bool unknown;    /* some server could not say whether it holds the room */
 	bool coming;     /* a holder is handing it over */
 	uint64_t timer;  /* while coming: the wait for it */
+	struct claim_call *timer_arg; /* the timer's argument, freed with it */
 };
 
 struct claim_call {
@@ -102,14 +101,7 @@ owner_of(const struct tn_chat *c, const char *rid, size_t len)
 static void
 want_refresh(struct tn_chat *c)
 {
-	int64_t now = tn_now_ms();
-	if (now - c->last_refresh_ms < REFRESH_MIN_MS)
-		return;
-	c->last_refresh_ms = now;
-	pthread_mutex_lock(&c->refresh_mu);
-	if (c->refresh)
-		c->refresh(c->refresh_arg);
-	pthread_mutex_unlock(&c->refresh_mu);
+	tn_hook_call(&c->refresh);
 }
 
 static bool
@@ -255,13 +247,33 @@ tomb_free(struct tomb *t)
 	free(t);
 }
 
+/* True when some other chat server is live and not draining: one that can take rooms. */
+static bool
+any_serving_peer(const struct tn_chat *c)
+{
+	for (size_t i = 0; i < c->view->n; i++) {
+		const struct tn_server_info *s = &c->view->servers[i];
+		if (s->type == TN_SERVER_CHAT && !s->draining && strcmp(s->id, c->cfg->id) != 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 drain_check(struct tn_chat *c)
 {
-	if (!c->draining || tn_rooms_count(&c->rooms) > 0 || c->tombs.count > 0)
+	if (!c->draining)
+		return;
+	/* With every chat server draining (the whole tier stopping) nobody can take the
+	 * rooms: waiting would only use up the drain time. */
+	bool nobody = !any_serving_peer(c);
+	if (!nobody && (tn_rooms_count(&c->rooms) > 0 || c->tombs.count > 0))
 		return;
 	pthread_mutex_lock(&c->drain_mu);
-	if (!c->drain_done)
+	if (!c->drain_done && nobody)
+		tn_info("moves", "drained: no chat server left to take the rooms rooms=%zu",
+			tn_rooms_count(&c->rooms));
+	else if (!c->drain_done)
 		tn_info("moves", "drained: every room handed over");
 	c->drain_done = true;
 	pthread_cond_broadcast(&c->drain_cv);
@@ -394,7 +406,8 @@ give_away(struct tn_chat *c)
 		if (room->state != TN_ROOM_ACTIVE && !c->draining)
 			continue;
 		const struct tn_server_info *own = owner_of(c, room->rid, room->rid_len);
-		if (own && !is_me(c, own))
+		/* Never to a draining server (the owner when every chat server drains). */
+		if (own && !is_me(c, own) && !own->draining)
 			hand_over(c, room, own->id);
 	}
 	free(rooms);
@@ -422,8 +435,11 @@ static void
 claim_end(struct tn_chat *c, struct claim *k, int code, const char *why)
 {
 	tn_map_del(&c->claims, k->rid, k->rid_len);
-	if (k->timer)
+	if (k->timer) {
 		tn_loop_timer_cancel(c->loop, k->timer);
+		free(k->timer_arg->rid);
+		free(k->timer_arg);
+	}
 	if (code == TN_ERECOVERING)
 		tn_counter_inc(c->recovering);
 	queued_answer_all(c, k, code, why);
@@ -454,6 +470,7 @@ claim_settle(struct tn_chat *c, struct claim *k)
 	} else if (k->coming) {
 		struct claim_call *cc = tn_malloc(sizeof(*cc));
 		*cc = (struct claim_call){c, tn_strndup(k->rid, k->rid_len), k->rid_len, k->gen};
+		k->timer_arg = cc;
 		k->timer = tn_loop_timer_add(c->loop, c->cfg->rpc_timeout_ms, claim_wait_expired, cc);
 	} else if (k->unknown) {
 		claim_end(c, k, TN_ERECOVERING, "another chat server could not be asked about the room");
@@ -668,7 +685,8 @@ install(struct tn_chat *c, const struct tn_room_state *st)
 }
 
 /* True when this server has a push stream up to the connector of every member of st
- * (members of connectors that left the membership do not count: they are gone). */
+ * (members of connectors that left the membership, or that it never knew at a membership
+ * as new as the sender's, do not count: they are gone). */
 static bool
 streams_ready(struct tn_chat *c, const struct tn_room_state *st)
 {
@@ -676,8 +694,10 @@ streams_ready(struct tn_chat *c, const struct tn_room_state *st)
 	struct tn_str conn;
 	while (tn_str_iter_next(&conns, &conn)) {
 		int si = chat_stream_slot(c, conn);
+		if (si < 0 && st->epoch > c->topo->version)
+			return false; /* a connector this server has not heard of yet */
 		if (si < 0)
-			return false;
+			continue; /* gone before this server's membership: left out */
 		if (!c->stream_closed[si] && !tn_stream_up(&c->streams[si]))
 			return false;
 	}
@@ -900,7 +920,7 @@ chat_moves_init(struct tn_chat *c)
 	tn_map_init(&c->claims);
 	tn_map_init(&c->tombs);
 	pthread_mutex_init(&c->drain_mu, NULL);
-	pthread_mutex_init(&c->refresh_mu, NULL);
+	tn_hook_init(&c->refresh, 50); /* one refresh asked for per 50 ms at most */
 	pthread_cond_init(&c->drain_cv, NULL);
 	c->view = tn_topology_copy(c->topo);
 }
@@ -916,6 +936,10 @@ chat_moves_fini(struct tn_chat *c)
 	size_t it = 0;
 	for (struct tn_map_entry *e; (e = tn_map_next(&c->claims, &it)) != NULL;) {
 		struct claim *k = e->val;
+		if (k->timer) {
+			free(k->timer_arg->rid);
+			free(k->timer_arg);
+		}
 		while (k->head) {
 			struct queued *q = k->head;
 			k->head = q->next;
@@ -939,7 +963,7 @@ chat_moves_fini(struct tn_chat *c)
 	free(c->draining_ids);
 	tn_topology_free(c->view);
 	pthread_mutex_destroy(&c->drain_mu);
-	pthread_mutex_destroy(&c->refresh_mu);
+	tn_hook_fini(&c->refresh);
 	pthread_cond_destroy(&c->drain_cv);
 }
 

@@ -1,7 +1,6 @@
 #include "connector.h"
 
 #include <nng/nng.h>
-#include <pthread.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "clock.h"
 #include "edge.h"
 #include "filter.h"
+#include "hook.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
@@ -77,10 +77,7 @@ struct tn_connector {
 	struct call *waiting;   /* calls waiting to be tried again (a room moving) */
 	int n_waiting;
 	struct rejoin *rejoins; /* lost chat servers whose rooms' members are re-registered */
-	pthread_mutex_t refresh_mu; /* the hook is cleared by main while the owner runs */
-	void (*refresh)(void *arg);
-	void *refresh_arg;
-	int64_t last_refresh_ms;
+	struct tn_hook refresh; /* asks the membership client for a fresh snapshot */
 	struct tn_counter *retries_moved, *retries_recovering, *retries_unreachable,
 		*rejoin_members;
 	struct tn_room_orders orders; /* each room's broadcasts in order, across moves */
@@ -199,14 +196,7 @@ call_free(struct call *k)
 static void
 want_refresh(struct tn_connector *c)
 {
-	int64_t now = tn_now_ms();
-	if (now - c->last_refresh_ms < 50)
-		return;
-	c->last_refresh_ms = now;
-	pthread_mutex_lock(&c->refresh_mu);
-	if (c->refresh)
-		c->refresh(c->refresh_arg);
-	pthread_mutex_unlock(&c->refresh_mu);
+	tn_hook_call(&c->refresh);
 }
 
 static enum tn_kind
@@ -1007,7 +997,7 @@ tn_connector_new(struct tn_connector **out, const struct tn_config *cfg, struct 
 	tn_map_init(&c->streams);
 	tn_map_init(&c->sessions);
 	c->inc = (uint64_t)tn_wall_ms() * 1000 + (uint64_t)(tn_now_us() % 1000);
-	pthread_mutex_init(&c->refresh_mu, NULL);
+	tn_hook_init(&c->refresh, 50); /* one refresh asked for per 50 ms at most */
 	/* A gap is waited for as long as a stream's own recovery may take to fill it. */
 	tn_room_orders_init(&c->orders, cfg->rpc_timeout_ms + 1000, deliver_to, c);
 	c->abuse = tn_abuse_filter_new(cfg->abuse_words);
@@ -1146,7 +1136,7 @@ tn_connector_free(struct tn_connector *c)
 	tn_buf_fini(&c->scratch);
 	tn_buf_fini(&c->json);
 	tn_topology_free(c->topo);
-	pthread_mutex_destroy(&c->refresh_mu);
+	tn_hook_fini(&c->refresh);
 	free(c);
 }
 
@@ -1485,10 +1475,7 @@ tick_start(void *arg, bool cancelled)
 void
 tn_connector_set_refresh(struct tn_connector *c, void (*fn)(void *arg), void *arg)
 {
-	pthread_mutex_lock(&c->refresh_mu);
-	c->refresh = fn;
-	c->refresh_arg = arg;
-	pthread_mutex_unlock(&c->refresh_mu);
+	tn_hook_set(&c->refresh, fn, arg);
 }
 
 /* ---- membership at run time ---- */

@@ -138,16 +138,19 @@ update_gauges(struct tn_registry *r)
 }
 
 /* A membership change: the epoch moves past anything a server holds, and is announced,
- * except for a planned leave and while the registry itself is stopping. Those two are
- * when the receivers are likely to be closing their notice sockets (a whole cluster
+ * except for a planned leave or drain and while the registry itself is stopping. Those
+ * are when the receivers are likely to be closing their notice sockets (a whole cluster
  * going down), and nng 1.5 can hang closing a socket while a message arrives on it (nng
- * issues 1543, 1813); everyone learns of them from the epoch in its next heartbeat's ACK
- * instead, within one heartbeat interval. */
+ * issues 1543, 1813), and leaks a notice still queued to a pipe as it closes; everyone
+ * learns of them from the epoch in its next heartbeat's ACK instead, within one
+ * heartbeat interval (and a draining chat server's own answers carry its new epoch at
+ * once). */
 static void
-changed(struct tn_registry *r, enum tn_reg_change change, const struct tn_server_info *s)
+changed(struct tn_registry *r, enum tn_reg_change change, const struct tn_server_info *s,
+	bool planned)
 {
 	r->epoch = (r->epoch > r->max_reported ? r->epoch : r->max_reported) + 1;
-	if (change != TN_REG_LEFT && !atomic_load(&r->draining))
+	if (!planned && !atomic_load(&r->draining))
 		publish(r, change, s);
 	update_gauges(r);
 }
@@ -231,7 +234,7 @@ mark_draining(struct tn_registry *r, struct rec *x)
 {
 	x->info.draining = true;
 	tn_counter_inc(r->drainings);
-	changed(r, TN_REG_CHANGED, &x->info);
+	changed(r, TN_REG_CHANGED, &x->info, true);
 	tn_info("registry", "server draining id=%s type=%s epoch=%llu", x->info.id,
 		tn_server_type_name(x->info.type), (unsigned long long)r->epoch);
 }
@@ -253,7 +256,7 @@ rec_refresh(struct tn_registry *r, struct rec *x, struct tn_server_info *info)
 	if (drains)
 		mark_draining(r, x); /* one change, whether it also moved or not */
 	else if (moved)
-		changed(r, TN_REG_CHANGED, &x->info);
+		changed(r, TN_REG_CHANGED, &x->info, false);
 }
 
 static void
@@ -293,7 +296,7 @@ handle_register(struct tn_registry *r, struct tn_rpc_req *req, const uint8_t *da
 		x->registered_ms = x->last_seen_ms = tn_now_ms();
 		tn_map_put(&r->by_id, x->info.id, strlen(x->info.id), x);
 		tn_counter_inc(r->joins);
-		changed(r, TN_REG_JOINED, &x->info);
+		changed(r, TN_REG_JOINED, &x->info, false);
 		tn_info("registry", "server joined id=%s type=%s host=%s port=%d client_port=%d pid=%d "
 				    "draining=%d epoch=%llu", x->info.id,
 			tn_server_type_name(x->info.type), x->info.host, x->info.port,
@@ -349,7 +352,7 @@ handle_leave(struct tn_registry *r, struct tn_rpc_req *req, const uint8_t *data,
 			tn_server_type_name(x->info.type));
 		struct tn_server_info gone = rec_take(r, x);
 		tn_counter_inc(r->leaves);
-		changed(r, TN_REG_LEFT, &gone);
+		changed(r, TN_REG_LEFT, &gone, true);
 		tn_server_info_fini(&gone);
 	}
 	ack(r, req, TN_OK, NULL);
@@ -483,7 +486,7 @@ evict_silent(struct tn_registry *r, int64_t now)
 			tn_server_type_name(x->info.type), (long long)(now - x->last_seen_ms));
 		struct tn_server_info gone = rec_take(r, x);
 		tn_counter_inc(r->evictions);
-		changed(r, TN_REG_EVICTED, &gone);
+		changed(r, TN_REG_EVICTED, &gone, false);
 		tn_server_info_fini(&gone);
 	}
 }
@@ -508,7 +511,7 @@ quiet_end(void *arg)
 	struct tn_registry *r = arg;
 	r->recovering = false;
 	/* changed() takes the epoch past every epoch a server reported. */
-	changed(r, TN_REG_RECOVERED, NULL);
+	changed(r, TN_REG_RECOVERED, NULL, false);
 	tn_info("registry", "quiet period over: serving the membership servers=%zu epoch=%llu",
 		r->by_id.count, (unsigned long long)r->epoch);
 }

@@ -438,9 +438,10 @@ listed_draining(struct fixture *f, const char *id, uint64_t *epoch)
 	return draining;
 }
 
-/* A server that says it is draining is marked so, once: a new epoch, a notice, the flag in
- * snapshots. The mark stays for the registration and goes with it. */
-TN_TEST(test_draining_is_announced_and_sticky)
+/* A server that says it is draining is marked so, once: a new epoch and the flag in
+ * snapshots, but no notice (like a planned leave: the cluster may be going down, see
+ * changed()). The mark stays for the registration and goes with it. */
+TN_TEST(test_draining_is_marked_and_sticky)
 {
 	struct fixture f;
 	char id[64] = "";
@@ -457,9 +458,6 @@ TN_TEST(test_draining_is_announced_and_sticky)
 	/* The heartbeat's own answer carries the new epoch. */
 	struct tn_reg_ack a = heartbeat(&f, "chat-1", 11, 0, true);
 	TN_CHECK(a.code == TN_OK && a.epoch == 3);
-	struct tn_reg_notice n = next_notice(&f, id, sizeof(id));
-	TN_CHECK(n.change == TN_REG_CHANGED && n.epoch == 3 && n.type == TN_SERVER_CHAT);
-	TN_CHECK_STR(id, "chat-1");
 	TN_CHECK(listed_draining(&f, "chat-1", &epoch) && epoch == 3);
 	TN_CHECK(!listed_draining(&f, "chat-2", &epoch));
 	TN_CHECK_INT(metric(changes), ==, marks + 1);
@@ -479,10 +477,11 @@ TN_TEST(test_draining_is_announced_and_sticky)
 	s2.draining = true;
 	a = do_register(&f, s2, 3, 0);
 	TN_CHECK(a.code == TN_OK && a.epoch == 4);
-	n = next_notice(&f, id, sizeof(id));
-	TN_CHECK(n.change == TN_REG_CHANGED && n.epoch == 4);
-	TN_CHECK_STR(id, "chat-2");
 	TN_CHECK(listed_draining(&f, "chat-2", &epoch) && epoch == 4);
+	/* Neither mark was announced. */
+	nng_socket_set_ms(f.sub, NNG_OPT_RECVTIMEO, 200);
+	TN_CHECK(next_notice(&f, id, sizeof(id)).change == UINT64_MAX);
+	nng_socket_set_ms(f.sub, NNG_OPT_RECVTIMEO, 3000);
 	TN_CHECK_INT(metric(changes), ==, marks + 2);
 
 	/* A new incarnation of chat-1, once the old one left, starts out serving. */
@@ -499,4 +498,4 @@ TN_TEST(test_draining_is_announced_and_sticky)
 TN_TEST_MAIN(TN_CASE(test_register_heartbeat_snapshot_leave), TN_CASE(test_duplicate_id_refused),
 	TN_CASE(test_invalid_requests_refused), TN_CASE(test_silent_server_is_evicted),
 	TN_CASE(test_quiet_period_after_start), TN_CASE(test_drain_asks_for_silence),
-	TN_CASE(test_draining_is_announced_and_sticky))
+	TN_CASE(test_draining_is_marked_and_sticky))
