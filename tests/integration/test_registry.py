@@ -18,6 +18,7 @@ import zlib
 import pytest
 
 import harness
+from hand import Hand
 import pomelo
 from pomelo import ENTER_ROUTE, GATE_ROUTE, SEND_ROUTE
 
@@ -36,86 +37,6 @@ def require_built():
     missing = harness.missing_binaries(TYPES) + ([] if os.access(admin, os.X_OK) else [admin])
     if missing:
         pytest.fail(f"not built: {', '.join(missing)} (set TERN_BIN)", pytrace=False)
-
-
-class Node:
-    """One server started by hand from environment variables only (no servers.json)."""
-
-    def __init__(self, stype, sid, host, env, server=None):
-        self.type, self.id, self.host, self.env, self.server = stype, sid, host, env, server
-
-    @property
-    def admin(self):
-        return self.host, int(self.env["TERN_ADMIN_PORT"])
-
-    @property
-    def port(self):
-        return int(self.env["TERN_PORT"])
-
-    @property
-    def client_port(self):
-        return int(self.env["TERN_CLIENT_PORT"].split("-")[0])
-
-    def metrics(self):
-        status, body = harness.http_get(*self.admin, "/metrics")
-        assert status == 200, f"{self.id} /metrics: {status}"
-        return harness.parse_metrics(body)
-
-    def metric(self, name, default=0.0, **labels):
-        return harness.sample(self.metrics(), name, default, **labels)
-
-    def readyz(self):
-        return harness.http_get(*self.admin, "/readyz")
-
-
-class Hand:
-    """Starts servers by hand, each with nothing but TERN_* variables, into one cluster of
-    the `tern` fixture (which stops them and checks their exits and sanitizer output)."""
-
-    def __init__(self, tern):
-        self.cluster = tern.cluster(harness.Topology(registry=False, chats=0, connectors=0,
-                                                     gate=False), start=False)
-        self.nodes = {}
-        self.registry = None
-
-    def start(self, stype, sid, host, registry=None, ready=True, label=None, **extra):
-        """Starts tern-<stype> with server id sid on host; label names the process in the
-        harness (default sid; two processes claiming one id need two labels)."""
-        env = {"TERN_CONFIG": "none", "TERN_ID": sid, "TERN_ENV": "test", "TERN_HOST": host,
-               "TERN_ADMIN_PORT": str(harness.free_port()), "TERN_LOG_LEVEL": "info"}
-        if stype == "registry":
-            env["TERN_EVICT_AFTER"] = str(EVICT_MS)
-        else:
-            env["TERN_REGISTRY"] = registry or self.registry_address()
-            env["TERN_HEARTBEAT_INTERVAL"] = str(HEARTBEAT_MS)
-        if stype != "gate":
-            env["TERN_PORT"] = str(harness.free_port())
-        if stype in harness.FRONTEND_TYPES:
-            env["TERN_CLIENT_HOST"] = host
-            env["TERN_PUBLIC_HOST"] = host
-            env["TERN_CLIENT_PORT"] = str(harness.free_port())
-        if stype == "gate":
-            env["TERN_WEB_ROOT"] = ""
-        env.update({k: str(v) for k, v in extra.items()})
-        server = self.cluster.spawn(label or sid, argv=[str(harness.binary(stype))], env=env,
-                                    ready=ready)
-        node = Node(stype, sid, host, env, server)
-        self.nodes[label or sid] = node
-        if stype == "registry" and self.registry is None:
-            self.registry = node
-        return node
-
-    def registry_address(self):
-        return f"{self.registry.host}:{self.registry.port}"
-
-    def kill(self, label):
-        """SIGKILL (the test's doing: not counted as a failure)."""
-        code = self.cluster.stop_server(label, sig=signal.SIGKILL)
-        self.cluster.codes[label] = 0
-        return code
-
-    def stop(self, label):
-        return self.cluster.stop_server(label, sig=signal.SIGTERM)
 
 
 def admin_list(registry_address, json_out=True):
@@ -188,7 +109,7 @@ def test_servers_join_by_hand_and_are_used(tern):
     clients to the new connector, rooms that hash to the new chat server live there."""
     require_built()
     hosts = harness.loopback_hosts(8)[1:]
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     reg, (chat1,), (conn1,), gate = small_cluster(hand, hosts[:4])
 
     async def scenario():
@@ -257,7 +178,7 @@ def test_servers_join_by_hand_and_are_used(tern):
 def test_killed_server_is_evicted(tern):
     require_built()
     hosts = harness.loopback_hosts(7)[1:]
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     reg, (chat1, chat2), (conn,), gate = small_cluster(hand, hosts, chats=2)
     left_before = conn.metric("tern_membership_changes_total", change="left")
     epoch_before = conn.metric("tern_membership_epoch")
@@ -301,7 +222,7 @@ def test_evicted_connector_comes_back_under_its_id(tern):
     and its first request clears the members its predecessor left behind."""
     require_built()
     hosts = harness.loopback_hosts(7)[1:]
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     reg, (chat,), (c1, c2), gate = small_cluster(hand, hosts[:5], connectors=2)
 
     async def scenario():
@@ -435,7 +356,7 @@ def test_registry_restart_moves_no_room(tern):
 def test_duplicate_id_is_refused(tern):
     require_built()
     hosts = harness.loopback_hosts(4)[1:]
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     reg = hand.start("registry", "registry-1", hosts[0])
     chat = hand.start("chat", "chat-1", hosts[1])
     wait_until(lambda: "chat-1" in listed(hand.registry_address()), "chat-1 registered")
@@ -480,7 +401,7 @@ def crc32_index(uid, n):
 def test_gate_sends_new_clients_to_the_least_loaded_connector(tern):
     require_built()
     hosts = harness.loopback_hosts(7)[1:]
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     reg, (chat,), (c1, c2), gate = small_cluster(hand, hosts[:5], connectors=2)
     crc_gate = hand.start("gate", "gate-crc", hosts[5], TERN_DISPATCH="crc32")
     wait_until(lambda: sees(crc_gate, "connector", 2), "the crc32 gate to see both connectors")
@@ -547,7 +468,7 @@ def free_port_range(n, host):
 def test_connectors_share_a_host_through_a_client_port_range(tern):
     require_built()
     hosts = harness.loopback_hosts(6)[1:]
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     reg = hand.start("registry", "registry-1", hosts[0])
     chat = hand.start("chat", "chat-1", hosts[1])
     gate = hand.start("gate", "gate-1", hosts[2])
@@ -590,7 +511,7 @@ def test_connectors_share_a_host_through_a_client_port_range(tern):
 def test_server_waits_for_the_registry_and_the_listing(tern):
     require_built()
     hosts = harness.loopback_hosts(4)[1:]
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     reg_port = harness.free_port()
     address = f"{hosts[0]}:{reg_port}"
     # A chat server with no registry to talk to yet: it starts, serves, is not ready.

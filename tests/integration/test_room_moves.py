@@ -23,6 +23,7 @@ import pytest
 
 import chatload
 import harness
+from hand import Hand
 import pomelo
 from pomelo import ENTER_ROUTE, SEND_ROUTE
 
@@ -43,84 +44,6 @@ def require_built():
 
 
 # ---- a cluster started by hand ----
-
-class Node:
-    """One server process started from TERN_* variables only."""
-
-    def __init__(self, stype, sid, label, host, env, server):
-        self.type, self.id, self.label, self.host, self.env = stype, sid, label, host, env
-        self.server = server
-
-    @property
-    def port(self):
-        return int(self.env["TERN_PORT"])
-
-    @property
-    def client_port(self):
-        return int(self.env["TERN_CLIENT_PORT"])
-
-    def metric(self, name, default=0.0, **labels):
-        status, body = harness.http_get(self.host, int(self.env["TERN_ADMIN_PORT"]), "/metrics")
-        assert status == 200, f"{self.label} /metrics: {status}"
-        return harness.sample(harness.parse_metrics(body), name, default, **labels)
-
-    def running(self):
-        return self.server.proc.poll() is None
-
-
-class Hand:
-    """Servers started by hand into one cluster of the `tern` fixture, which stops them at
-    the end and fails the test on a non-zero exit or a sanitizer report. A server started
-    again under an id it had gets a new label (id@2, id@3, ...) and fresh ports."""
-
-    def __init__(self, tern):
-        self.cluster = tern.cluster(harness.Topology(registry=False, chats=0, connectors=0,
-                                                     gate=False), start=False)
-        self.nodes = {}      # label -> Node
-        self.current = {}    # id -> Node of its latest process
-        self.registry = None
-
-    def start(self, stype, sid, host, ready=True):
-        n = sum(1 for node in self.nodes.values() if node.id == sid)
-        label = sid if n == 0 else f"{sid}@{n + 1}"
-        env = {"TERN_CONFIG": "none", "TERN_ID": sid, "TERN_ENV": "test", "TERN_HOST": host,
-               "TERN_ADMIN_PORT": str(harness.free_port()), "TERN_LOG_LEVEL": "info"}
-        if stype == "registry":
-            env["TERN_EVICT_AFTER"] = str(EVICT_MS)
-        else:
-            env["TERN_REGISTRY"] = f"{self.registry.host}:{self.registry.port}"
-            env["TERN_HEARTBEAT_INTERVAL"] = str(HEARTBEAT_MS)
-        if stype != "gate":
-            env["TERN_PORT"] = str(harness.free_port())
-        if stype in harness.FRONTEND_TYPES:
-            env["TERN_CLIENT_HOST"] = host
-            env["TERN_PUBLIC_HOST"] = host
-            env["TERN_CLIENT_PORT"] = str(harness.free_port())
-        if stype == "gate":
-            env["TERN_WEB_ROOT"] = ""
-        server = self.cluster.spawn(label, argv=[str(harness.binary(stype))], env=env,
-                                    ready=ready)
-        node = Node(stype, sid, label, host, env, server)
-        self.nodes[label] = node
-        self.current[sid] = node
-        if stype == "registry" and self.registry is None:
-            self.registry = node
-        return node
-
-    def stop(self, sid, sig=signal.SIGTERM):
-        """Stops the latest process of sid; returns (exit status, seconds it took). A
-        SIGKILL is the test's doing and not counted as a failure at the end."""
-        node = self.current[sid]
-        t0 = time.monotonic()
-        code = self.cluster.stop_server(node.label, sig=sig)
-        took = time.monotonic() - t0
-        if sig == signal.SIGKILL:
-            self.cluster.codes[node.label] = 0
-        return code, took
-
-    def of_type(self, stype):
-        return [n for n in self.current.values() if n.type == stype and n.running()]
-
 
 def sees(node, stype, n):
     return node.metric("tern_membership_servers", -1, type=stype) == n
@@ -149,7 +72,7 @@ def start_cluster(tern, chats=2, connectors=2, spare_hosts=3):
     require_built()
     hosts = harness.loopback_hosts(2 + chats + connectors + spare_hosts)[1:]
     it = iter(hosts)
-    hand = Hand(tern)
+    hand = Hand(tern, EVICT_MS, HEARTBEAT_MS)
     hand.start("registry", "registry-1", next(it))
     for i in range(chats):
         hand.start("chat", f"chat-{i + 1}", next(it))
@@ -284,7 +207,7 @@ def joiner_takes_rooms(node, problems, timeout):
 def drain(hand, sid, problems, timings):
     """SIGTERM to sid and wait for its exit (the harness SIGKILLs it after its stop grace,
     which counts as a failure); the time it took is printed, not judged."""
-    code, took = hand.stop(sid)
+    code, took = hand.stop_timed(sid)
     timings[f"{sid} drain (s)"] = round(took, 2)
     if code != 0:
         problems.append(f"drain: {sid} exited with status {code!r} after SIGTERM")
@@ -561,7 +484,7 @@ def test_concurrent_enters_of_one_name_while_the_room_moves(tern, tmp_path):
     to_drain = next((r for r in rids if owners[r] == "chat-1"), None)
     assert to_join and to_drain, owners
     chat3_host = hand.current["chat-3"].host
-    code, _ = hand.stop("chat-3")  # empty: its rooms go nowhere; it comes back in (a)
+    code = hand.stop("chat-3")  # empty: its rooms go nowhere; it comes back in (a)
     assert code == 0
     wait_membership(hand)
     problems, outcome = [], {}
