@@ -53,6 +53,7 @@ struct tn_chat {
 	struct tn_rooms rooms;
 	struct pending_enter *pending;
 	bool flush_posted;
+	bool stopping;        /* tn_chat_stop ran: no more position ticks */
 	struct held_reply **held_replies; /* answers waiting for the next flush */
 	size_t n_held_replies, cap_held_replies;
 	struct tn_buf scratch; /* reply and body encoding */

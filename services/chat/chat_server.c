@@ -661,7 +661,10 @@ tick(void *arg)
 	for (int i = 0; i < c->n_streams; i++) {
 		if (c->stream_closed[i])
 			continue;
-		tn_stream_tick(&c->streams[i], c->cfg->id);
+		/* Not while stopping: a message still queued when the socket closes is leaked
+		 * by nng 1.5.2 (fixed upstream later), and the streams end anyway. */
+		if (!c->stopping)
+			tn_stream_tick(&c->streams[i], c->cfg->id);
 		if (c->stream_leaving[i])
 			stream_leaving_check(c, i);
 	}
@@ -739,6 +742,7 @@ stop_flush(void *arg, bool cancelled)
 	struct tn_chat *c = arg;
 	if (cancelled)
 		return;
+	c->stopping = true;
 	chat_flush_all(c);
 	int linger = c->cfg->drain_timeout_ms < CHAT_STOP_LINGER_MS ? c->cfg->drain_timeout_ms
 								       : CHAT_STOP_LINGER_MS;
