@@ -473,7 +473,9 @@ scenario_deadline(struct probe *p)
 	fflush(stdout);
 	if (rv != TN_OK || first.calls != 1 || first.err != TN_ETIMEDOUT)
 		return fail(p, "expected exactly one timeout callback"), 1;
-	if (took < p->o.deadline_ms - 5 || took > p->o.deadline_ms + 1000)
+	/* Only a logic check (a deadline that fires at once, or long before its time, is a
+	 * bug); how late it fires on a loaded machine is printed above, never asserted. */
+	if (took < p->o.deadline_ms / 2)
 		return fail(p, "timeout after %lld ms, deadline %lld", (long long)took,
 		               (long long)p->o.deadline_ms),
 		       1;

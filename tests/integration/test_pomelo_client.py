@@ -443,9 +443,11 @@ def test_client_gives_up_on_silent_server():
             return client, time.monotonic() - start
 
     client, took = run(main())
-    # First heartbeat sent after 0.2 s, then 0.4 s without anything from the server.
+    # First heartbeat sent after 0.2 s, then 0.4 s without anything from the server: not
+    # before that (how much later, on a loaded machine, is not asserted; wait_closed
+    # bounds the wait).
     assert client.heartbeat_timed_out and len(client.heartbeats_sent) == 1
-    assert 0.5 <= took < 2.0
+    assert took >= 0.5, took
 
 
 def test_raw_websocket_against_fake_server():
