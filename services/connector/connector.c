@@ -207,7 +207,14 @@ send_leave(struct tn_connector *c, uint64_t sid, const char *name, const char *r
 {
 	if (conn_chat_for_room(c, rid, strlen(rid)) < 0)
 		return;
-	call_send(c, call_new(c, CALL_LEAVE, sid, 0, name, strlen(name), rid, strlen(rid)));
+	struct call *k = call_new(c, CALL_LEAVE, sid, 0, name, strlen(name), rid, strlen(rid));
+	/* Nobody waits for this answer, and a room being rebuilt after a crash answers
+	 * TN_ERECOVERING for up to one eviction period: a LEAVE that gave up sooner would
+	 * leave a ghost member holding the name. A drain still ends at its own deadline. */
+	int64_t hold = 2 * (int64_t)c->cfg->evict_after_ms;
+	if (hold > c->cfg->rpc_timeout_ms)
+		k->deadline_ms = tn_now_ms() + hold;
+	call_send(c, k);
 }
 
 /* ---- enter ---- */
