@@ -149,13 +149,7 @@ wait_for_work(struct tn_loop *loop, int64_t wait_ms)
 			pthread_cond_wait(&loop->cv, &loop->mu);
 		} else {
 			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += wait_ms / 1000;
-			ts.tv_nsec += (wait_ms % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			tn_timespec_after(&ts, CLOCK_MONOTONIC, wait_ms);
 			pthread_cond_timedwait(&loop->cv, &loop->mu, &ts);
 		}
 	}

@@ -1123,13 +1123,7 @@ bool
 tn_membership_wait_registered(struct tn_membership *m, int timeout_ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	tn_timespec_after(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&m->mu);
 	while (!m->first_outcome && pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0)
 		;

@@ -74,6 +74,7 @@ struct tn_chat {
 	pthread_mutex_t drain_mu;
 	pthread_cond_t drain_cv;
 	bool drain_done;
+	size_t drain_left;    /* rooms held plus hand-offs unacknowledged, as last counted */
 
 	struct tn_counter *req_enter, *req_leave, *req_send, *req_bad;
 	struct tn_counter *rejected_dup, *rejected_absent;

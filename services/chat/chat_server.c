@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -592,6 +591,32 @@ stream_up(void *arg, bool cancelled)
 	}
 }
 
+/* The per-connector push families (made on first use, then found again). */
+static void
+push_families(struct tn_metric_family **msgs, struct tn_metric_family **items,
+	struct tn_metric_family **dropped)
+{
+	tn_metrics_family_new(msgs, TN_METRIC_COUNTER, "tern_chat_push_messages_total",
+		"push messages (batches) published, by connector", "connector", NULL, 0);
+	tn_metrics_family_new(items, TN_METRIC_COUNTER, "tern_chat_push_items_total",
+		"push items published, by connector", "connector", NULL, 0);
+	tn_metrics_family_new(dropped, TN_METRIC_COUNTER, "tern_chat_push_dropped_total",
+		"push messages dropped on purpose by fault injection (debugDropPushEvery)",
+		"connector", NULL, 0);
+}
+
+/* The metric children of stream i. */
+static void
+stream_metrics(struct tn_chat *c, int i)
+{
+	struct tn_metric_family *msgs, *items, *dropped;
+	struct tn_stream *s = &c->streams[i];
+	push_families(&msgs, &items, &dropped);
+	s->msgs = tn_metrics_counter_labels(msgs, s->conn_id);
+	s->items = tn_metrics_counter_labels(items, s->conn_id);
+	s->dropped = tn_metrics_counter_labels(dropped, s->conn_id);
+}
+
 static void
 register_metrics(struct tn_chat *c)
 {
@@ -636,19 +661,10 @@ register_metrics(struct tn_chat *c)
 	static const double bounds[] = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2};
 	tn_metrics_histogram(&c->handle_seconds, "tern_chat_handle_seconds",
 		"time to handle one RPC request on the room thread", bounds, 8);
-	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_messages_total",
-		"push messages (batches) published, by connector", "connector", NULL, 0);
+	struct tn_metric_family *msgs, *items, *dropped;
+	push_families(&msgs, &items, &dropped); /* listed even before a connector is known */
 	for (int i = 0; i < c->n_streams; i++)
-		c->streams[i].msgs = tn_metrics_counter_labels(fam, c->streams[i].conn_id);
-	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_items_total",
-		"push items published, by connector", "connector", NULL, 0);
-	for (int i = 0; i < c->n_streams; i++)
-		c->streams[i].items = tn_metrics_counter_labels(fam, c->streams[i].conn_id);
-	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_dropped_total",
-		"push messages dropped on purpose by fault injection (debugDropPushEvery)",
-		"connector", NULL, 0);
-	for (int i = 0; i < c->n_streams; i++)
-		c->streams[i].dropped = tn_metrics_counter_labels(fam, c->streams[i].conn_id);
+		stream_metrics(c, i);
 }
 
 /* Announces stream positions after activity, so a lost tail is noticed. */
@@ -762,13 +778,6 @@ drain_task(void *arg, bool cancelled)
 		chat_moves_drain(arg);
 }
 
-/* How much is left to hand over (read by the main thread: a rough figure for the log). */
-static size_t
-drain_left(struct tn_chat *c)
-{
-	return tn_rooms_count(&c->rooms) + c->tombs.count;
-}
-
 size_t
 tn_chat_drain(struct tn_chat *c, int64_t deadline_ms)
 {
@@ -779,18 +788,13 @@ tn_chat_drain(struct tn_chat *c, int64_t deadline_ms)
 		if (left <= 0)
 			break;
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		tn_timespec_after(&ts, CLOCK_REALTIME, left);
 		pthread_cond_timedwait(&c->drain_cv, &c->drain_mu, &ts);
 	}
-	bool done = c->drain_done;
+	/* What the loop thread last counted (it owns the rooms); not done is never 0. */
+	size_t rest = c->drain_done ? 0 : c->drain_left > 0 ? c->drain_left : 1;
 	pthread_mutex_unlock(&c->drain_mu);
-	return done ? 0 : drain_left(c) + (drain_left(c) == 0);
+	return rest;
 }
 
 void
@@ -827,24 +831,6 @@ tn_chat_free(struct tn_chat *c)
 }
 
 /* ---- membership at run time ---- */
-
-/* The metric children of stream i (the families exist: register_metrics made them). */
-static void
-stream_metrics(struct tn_chat *c, int i)
-{
-	struct tn_metric_family *fam;
-	struct tn_stream *s = &c->streams[i];
-	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_messages_total",
-		"push messages (batches) published, by connector", "connector", NULL, 0);
-	s->msgs = tn_metrics_counter_labels(fam, s->conn_id);
-	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_items_total",
-		"push items published, by connector", "connector", NULL, 0);
-	s->items = tn_metrics_counter_labels(fam, s->conn_id);
-	tn_metrics_family_new(&fam, TN_METRIC_COUNTER, "tern_chat_push_dropped_total",
-		"push messages dropped on purpose by fault injection (debugDropPushEvery)",
-		"connector", NULL, 0);
-	s->dropped = tn_metrics_counter_labels(fam, s->conn_id);
-}
 
 /* Opens the stream of slot i to conn. A slot used before (the connector left, or moved)
  * keeps the connector incarnation it knew, so that a restarted connector's first request

@@ -267,9 +267,13 @@ drain_check(struct tn_chat *c)
 	/* With every chat server draining (the whole tier stopping) nobody can take the
 	 * rooms: waiting would only use up the drain time. */
 	bool nobody = !any_serving_peer(c);
-	if (!nobody && (tn_rooms_count(&c->rooms) > 0 || c->tombs.count > 0))
-		return;
+	size_t left = tn_rooms_count(&c->rooms) + c->tombs.count;
 	pthread_mutex_lock(&c->drain_mu);
+	c->drain_left = left;
+	if (!nobody && left > 0) {
+		pthread_mutex_unlock(&c->drain_mu);
+		return;
+	}
 	if (!c->drain_done && nobody)
 		tn_info("moves", "drained: no chat server left to take the rooms rooms=%zu",
 			tn_rooms_count(&c->rooms));

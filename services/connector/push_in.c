@@ -64,31 +64,53 @@ conn_deliver_to(void *arg, const char *route, struct tn_str body, struct tn_u64_
 	}
 }
 
-/* Items of a stream are lost for good: every local session in a room owned by that chat
- * server may have missed something, so each is told and disconnected (it logs in again
- * and sees the room as it is now). */
-static void
-kick_rooms_of(struct tn_connector *c, const char *chat_id)
+/* Kicks with "missed messages" every local session in a room for which hit(c, rid, arg)
+ * holds, and returns how many. The sessions are collected first: kicking changes the
+ * session map (on_close). Counted by the edge in
+ * tern_connector_kicks_total{reason="missed messages"}. */
+static size_t
+kick_missed(struct tn_connector *c, bool (*hit)(struct tn_connector *c, const char *rid,
+	const char *arg), const char *arg)
 {
 	struct csess **victims = tn_malloc((c->sessions.count + 1) * sizeof(*victims));
 	size_t n = 0, it = 0;
 	for (struct tn_map_entry *e; (e = tn_map_next(&c->sessions, &it)) != NULL;) {
 		struct csess *cs = e->val;
 		for (int i = 0; !cs->kicked && i < cs->n_rooms; i++) {
-			int chat = conn_chat_for_room(c, cs->rooms[i], strlen(cs->rooms[i]));
-			if (chat >= 0 && strcmp(c->chats[chat].id, chat_id) == 0) {
+			if (hit(c, cs->rooms[i], arg)) {
 				victims[n++] = cs;
 				break;
 			}
 		}
 	}
-	/* Kicking changes the session map (on_close), so collect first. */
 	for (size_t i = 0; i < n; i++) {
-		/* Counted by the edge in tern_connector_kicks_total{reason="missed messages"}. */
 		victims[i]->kicked = true;
 		tn_edge_kick(victims[i]->s, "missed messages");
 	}
 	free(victims);
+	return n;
+}
+
+static bool
+owned_by(struct tn_connector *c, const char *rid, const char *chat_id)
+{
+	int chat = conn_chat_for_room(c, rid, strlen(rid));
+	return chat >= 0 && strcmp(c->chats[chat].id, chat_id) == 0;
+}
+
+static bool
+same_room(struct tn_connector *c, const char *rid, const char *other)
+{
+	return strcmp(rid, other) == 0;
+}
+
+/* Items of a stream are lost for good: every local session in a room owned by that chat
+ * server may have missed something, so each is told and disconnected (it logs in again
+ * and sees the room as it is now). */
+static void
+kick_rooms_of(struct tn_connector *c, const char *chat_id)
+{
+	size_t n = kick_missed(c, owned_by, chat_id);
 	if (n)
 		tn_warn("push", "unrecoverable gap: sessions kicked chat=%s sessions=%zu", chat_id, n);
 }
@@ -321,19 +343,7 @@ void
 conn_kick_room(void *arg, const char *rid)
 {
 	struct tn_connector *c = arg;
-	struct csess **victims = tn_malloc((c->sessions.count + 1) * sizeof(*victims));
-	size_t n = 0, it = 0;
-	for (struct tn_map_entry *e; (e = tn_map_next(&c->sessions, &it)) != NULL;) {
-		struct csess *cs = e->val;
-		for (int i = 0; !cs->kicked && i < cs->n_rooms; i++)
-			if (strcmp(cs->rooms[i], rid) == 0)
-				victims[n++] = cs;
-	}
-	for (size_t i = 0; i < n; i++) {
-		victims[i]->kicked = true;
-		tn_edge_kick(victims[i]->s, "missed messages");
-	}
-	free(victims);
+	size_t n = kick_missed(c, same_room, rid);
 	tn_warn("push", "room pushes missing after the wait: sessions kicked rid=%s sessions=%zu",
 		rid, n);
 }
